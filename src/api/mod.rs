@@ -1,0 +1,89 @@
+//! The HTTP surface: every Ollama route (guarded or passed through), the
+//! OpenAI-compatible routes, and ollama-guard's own endpoints.
+//!
+//! Layer stack, outermost first (what a request meets in order):
+//! 1. `SetRequestIdLayer`: gives every request an `x-request-id` (kept if the
+//!    client sent one).
+//! 2. `TraceLayer`: one span per request (method, path, request id, status,
+//!    latency); bodies are never logged.
+//! 3. `PropagateRequestIdLayer`: echoes `x-request-id` on the response.
+//! 4. `CatchPanicLayer`: a panic becomes a generic 500, never a dropped
+//!    connection.
+//!
+//! Body limits are enforced by the handlers (413 in the route's error shape);
+//! admin calls check `admin.token` in their handler.
+
+mod admin;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, Request as HttpRequest};
+use axum::routing::{any, get, post};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::AppState;
+use crate::dialect::Route;
+use crate::error::{ApiError, ProxyError};
+use crate::proxy::{guarded, passthrough};
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Ollama routes that carry no prompt: relayed as they are, any method, so
+/// Ollama answers wrong methods itself.
+const PASSTHROUGH: &[&str] = &[
+    "/",
+    "/api/tags",
+    "/api/show",
+    "/api/ps",
+    "/api/version",
+    "/api/pull",
+    "/api/push",
+    "/api/create",
+    "/api/copy",
+    "/api/delete",
+    "/api/blobs/{digest}",
+    "/v1/models",
+    "/v1/models/{model}",
+];
+
+/// Routes whose bodies are scanned.
+const GUARDED: &[(&str, Route)] = &[
+    ("/api/generate", Route::Generate),
+    ("/api/chat", Route::Chat),
+    ("/api/embed", Route::Embed),
+    ("/api/embeddings", Route::Embeddings),
+    ("/v1/chat/completions", Route::OpenAiChat),
+    ("/v1/completions", Route::OpenAiCompletions),
+    ("/v1/embeddings", Route::OpenAiEmbeddings),
+];
+
+pub fn app(state: AppState) -> Router {
+    let mut router = Router::new()
+        .route("/health", get(admin::health))
+        .route("/cache/stats", get(admin::cache_stats));
+    for path in PASSTHROUGH {
+        router = router.route(path, any(passthrough));
+    }
+    for &(path, route) in GUARDED {
+        router = router.route(
+            path,
+            post(move |State(s): State<AppState>, req: Request| guarded(s, route, req)),
+        );
+    }
+    let layers = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &HttpRequest<_>| {
+            let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(CatchPanicLayer::new());
+    router.fallback(not_found).layer(layers).with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ProxyError::NotFound.into()
+}

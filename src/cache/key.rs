@@ -1,0 +1,93 @@
+//! Cache keys: SHA-256 over a version tag, the policy fingerprint, the
+//! direction and the text, `\0`-separated, as lowercase hex. The text itself
+//! never leaves this function.
+
+use sha2::{Digest, Sha256};
+
+use crate::scan::{Direction, ScannerSpec};
+
+/// Bumped when the key layout or the verdict encoding changes.
+const KEY_VERSION: &str = "v1";
+
+/// What a verdict depends on. Built by destructuring, so adding a field here
+/// without hashing it fails to compile.
+pub struct KeyParts<'a> {
+    pub policy: &'a str,
+    pub direction: Direction,
+    pub text: &'a str,
+}
+
+/// A hex SHA-256 verdict key.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CacheKey(pub String);
+
+impl CacheKey {
+    pub fn new(parts: KeyParts<'_>) -> Self {
+        let KeyParts {
+            policy,
+            direction,
+            text,
+        } = parts;
+        let mut h = Sha256::new();
+        for part in [KEY_VERSION, policy, direction.as_str(), text] {
+            h.update(part.as_bytes());
+            h.update([0u8]);
+        }
+        Self(hex::encode(h.finalize()))
+    }
+}
+
+/// A hash of everything that can change a verdict: the scanner list with all
+/// its options, and the crate version (a new release may scan differently).
+pub fn policy_fingerprint(specs: &[ScannerSpec]) -> String {
+    let canonical = serde_json::to_string(specs).unwrap_or_default();
+    let mut h = Sha256::new();
+    h.update(env!("CARGO_PKG_VERSION").as_bytes());
+    h.update([0u8]);
+    h.update(canonical.as_bytes());
+    hex::encode(&h.finalize()[..16])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(policy: &str, direction: Direction, text: &str) -> String {
+        CacheKey::new(KeyParts {
+            policy,
+            direction,
+            text,
+        })
+        .0
+    }
+
+    #[test]
+    fn keys_are_hex_sha256_and_depend_on_every_part() {
+        let base = key("p", Direction::Input, "hello");
+        assert_eq!(base.len(), 64);
+        assert!(base.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(base, key("p", Direction::Input, "hello"));
+        assert_ne!(base, key("q", Direction::Input, "hello"));
+        assert_ne!(base, key("p", Direction::Output, "hello"));
+        assert_ne!(base, key("p", Direction::Input, "hello!"));
+    }
+
+    #[test]
+    fn separators_keep_parts_from_sliding_into_each_other() {
+        assert_ne!(
+            key("ab", Direction::Input, "c"),
+            key("a", Direction::Input, "bc")
+        );
+    }
+
+    #[test]
+    fn any_scanner_option_changes_the_policy() {
+        let a: Vec<ScannerSpec> =
+            serde_saphyr::from_str("- {type: ban_substrings, substrings: [foo]}\n").expect("yaml");
+        let b: Vec<ScannerSpec> =
+            serde_saphyr::from_str("- {type: ban_substrings, substrings: [bar]}\n").expect("yaml");
+        assert_eq!(policy_fingerprint(&a), policy_fingerprint(&a.clone()));
+        assert_ne!(policy_fingerprint(&a), policy_fingerprint(&b));
+        assert_ne!(policy_fingerprint(&a), policy_fingerprint(&[]));
+    }
+}

@@ -1,0 +1,299 @@
+//! Configuration: defaults < `config.yaml` < environment variables.
+//!
+//! [`load`] parses, then [`Config::validate`] checks meaning; both report every
+//! problem at once, naming the key. Every key has an environment name derived
+//! from its path (see [`env`]): `server.port` is `PROXY_PORT`, `cache.ttl` is
+//! `CACHE_TTL`, `redis.host` is `REDIS_HOST`, `guard.stream.overlap_bytes` is
+//! `GUARD_STREAM_OVERLAP_BYTES`.
+
+pub mod env;
+mod load;
+mod validate;
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::scan::ScannerSpec;
+
+pub use load::{ConfigError, load, load_from};
+
+pub const DEFAULT_PROXY_PORT: u16 = 8080;
+pub const DEFAULT_OLLAMA_URL: &str = "http://127.0.0.1:11434";
+pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+pub const DEFAULT_CACHE_TTL_SECS: u64 = 3600;
+pub const DEFAULT_CACHE_MAX_SIZE: usize = 10_000;
+
+/// The whole effective configuration.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub ollama: OllamaConfig,
+    pub guard: GuardConfig,
+    pub scanners: ScannersConfig,
+    pub cache: CacheConfig,
+    pub redis: RedisConfig,
+    pub admin: AdminConfig,
+}
+
+/// Where ollama-guard listens and how much it accepts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Interface to bind; `0.0.0.0` serves other machines and containers.
+    pub host: String,
+    pub port: u16,
+    /// Largest request body read for scanning; bigger ones get 413.
+    pub max_body_bytes: usize,
+    /// `text` for people, `json` for log shippers.
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            host: "0.0.0.0".into(),
+            port: DEFAULT_PROXY_PORT,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+/// The Ollama server being guarded.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OllamaConfig {
+    pub url: String,
+    /// Seconds to open a connection; past it the client gets 502.
+    pub connect_timeout_secs: f64,
+    /// Seconds until Ollama sends response headers (loading a model counts);
+    /// past it the client gets 504.
+    pub response_timeout_secs: f64,
+    /// Seconds a streamed response may go silent before it is cut.
+    pub idle_timeout_secs: f64,
+}
+
+impl Default for OllamaConfig {
+    fn default() -> Self {
+        Self {
+            url: DEFAULT_OLLAMA_URL.into(),
+            connect_timeout_secs: 5.0,
+            response_timeout_secs: 600.0,
+            idle_timeout_secs: 300.0,
+        }
+    }
+}
+
+/// What the guard does with findings and failures.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GuardConfig {
+    /// HTTP status of a blocked request (`block_response: error`).
+    pub block_status: u16,
+    /// `error`: native error shape with `block_status`; `inline`: 200 with an
+    /// assistant message, for chat UIs that hide errors.
+    pub block_response: BlockResponse,
+    /// The assistant message sent in `inline` mode.
+    pub inline_message: String,
+    /// What a scanner error does: `closed` blocks, `open` lets the text pass.
+    pub fail_mode: FailMode,
+    /// Scan embedding inputs too (off: embeddings are not shown to a person).
+    pub scan_embeddings: bool,
+    pub stream: StreamConfig,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BlockResponse {
+    Error,
+    Inline,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailMode {
+    Closed,
+    Open,
+}
+
+impl Default for GuardConfig {
+    fn default() -> Self {
+        Self {
+            block_status: 400,
+            block_response: BlockResponse::Error,
+            inline_message: "I can't help with that request.".into(),
+            fail_mode: FailMode::Closed,
+            scan_embeddings: false,
+            stream: StreamConfig::default(),
+        }
+    }
+}
+
+/// Scanning of streamed model output.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StreamConfig {
+    /// Scan once this many new bytes of text are held (1: every chunk).
+    /// Raise it for costly output scanners; held chunks wait for the scan.
+    pub scan_interval_bytes: usize,
+    /// Bytes of already-scanned text scanned again with the new text, so a
+    /// phrase split across chunks is still seen whole.
+    pub overlap_bytes: usize,
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        Self {
+            scan_interval_bytes: 1,
+            overlap_bytes: 256,
+        }
+    }
+}
+
+/// The scanner lists, run in order (cheap scanners first).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScannersConfig {
+    pub input: Vec<ScannerSpec>,
+    pub output: Vec<ScannerSpec>,
+}
+
+impl Default for ScannersConfig {
+    fn default() -> Self {
+        use crate::scan::{Mode, registry::ScannerSpec as S};
+        let invisible =
+            |mode| S::InvisibleText(crate::scan::invisible_text::Config { name: None, mode });
+        Self {
+            input: vec![invisible(Mode::Block)],
+            output: vec![invisible(Mode::Redact)],
+        }
+    }
+}
+
+/// The verdict cache.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    pub enabled: bool,
+    /// `auto`: Redis when reachable, memory otherwise; `redis`; `memory`.
+    pub backend: CacheBackend,
+    /// Seconds a verdict stays valid, in memory and in Redis.
+    pub ttl: u64,
+    /// Verdicts kept in process memory (LRU).
+    pub max_size: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheBackend {
+    Auto,
+    Redis,
+    Memory,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            backend: CacheBackend::Auto,
+            ttl: DEFAULT_CACHE_TTL_SECS,
+            max_size: DEFAULT_CACHE_MAX_SIZE,
+        }
+    }
+}
+
+/// The shared Redis behind the cache.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    pub enabled: bool,
+    /// `redis://[user:password@]host:port/db`, `rediss://` for TLS; wins over
+    /// host, port, db, username, password and ssl.
+    pub url: Option<String>,
+    pub host: String,
+    pub port: u16,
+    pub db: i64,
+    /// ACL user; `None` authenticates as `default`.
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// Connect with TLS.
+    pub ssl: bool,
+    /// Connections opened to Redis (requests are multiplexed over them).
+    pub max_connections: usize,
+    /// Seconds to connect before giving up for now.
+    pub socket_connect_timeout: f64,
+    /// Seconds one command may take before it counts as a failure.
+    pub socket_timeout: f64,
+    /// Prefix of every key this service writes; `/cache/clear` removes only it.
+    pub key_prefix: String,
+    /// Seconds between reconnection probes while Redis is away.
+    pub health_check_interval: f64,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            url: None,
+            host: "127.0.0.1".into(),
+            port: 6379,
+            db: 0,
+            username: None,
+            password: None,
+            ssl: false,
+            max_connections: 4,
+            socket_connect_timeout: 1.0,
+            socket_timeout: 0.25,
+            key_prefix: "ollama-guard:".into(),
+            health_check_interval: 5.0,
+        }
+    }
+}
+
+/// Administration.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Bearer token for `POST /cache/clear`; unset disables admin calls.
+    pub token: Option<String>,
+}
+
+/// Seconds from config as a `Duration` (validated to be finite and > 0).
+pub fn secs(value: f64) -> Duration {
+    Duration::try_from_secs_f64(value).unwrap_or(Duration::ZERO)
+}
+
+/// The config as YAML with secrets (`redis.password`, `admin.token`, a
+/// password inside `redis.url`) replaced by `"***"`.
+pub fn masked_yaml(config: &Config) -> String {
+    let mut tree = serde_json::to_value(config).unwrap_or_default();
+    for pointer in ["/redis/password", "/admin/token"] {
+        if let Some(v) = tree.pointer_mut(pointer).filter(|v| !v.is_null()) {
+            *v = "***".into();
+        }
+    }
+    if let Some(serde_json::Value::String(url)) = tree.pointer_mut("/redis/url") {
+        *url = mask_url_password(url);
+    }
+    serde_saphyr::to_string(&tree).unwrap_or_else(|e| format!("# cannot print config: {e}\n"))
+}
+
+/// `redis://user:secret@host` → `redis://user:***@host`.
+pub fn mask_url_password(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}

@@ -1,0 +1,133 @@
+//! Checks of meaning, after parsing: ranges, URLs, scanner options. Returns
+//! every problem, each naming its key.
+
+use super::{CacheBackend, Config};
+use crate::scan::registry::build_pipeline;
+
+/// Upper bound for the stream overlap: more would hold whole replies back.
+const MAX_OVERLAP_BYTES: usize = 1024 * 1024;
+
+impl Config {
+    /// Every problem with this config, or an empty list.
+    pub fn validate(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        let mut check = |ok: bool, msg: &str| {
+            if !ok {
+                p.push(msg.to_string());
+            }
+        };
+        check(
+            self.server.max_body_bytes > 0,
+            "server.max_body_bytes: must be > 0",
+        );
+        check(
+            valid_http_url(&self.ollama.url),
+            "ollama.url: must be an http:// or https:// URL",
+        );
+        for (key, v) in [
+            (
+                "ollama.connect_timeout_secs",
+                self.ollama.connect_timeout_secs,
+            ),
+            (
+                "ollama.response_timeout_secs",
+                self.ollama.response_timeout_secs,
+            ),
+            ("ollama.idle_timeout_secs", self.ollama.idle_timeout_secs),
+            (
+                "redis.socket_connect_timeout",
+                self.redis.socket_connect_timeout,
+            ),
+            ("redis.socket_timeout", self.redis.socket_timeout),
+            (
+                "redis.health_check_interval",
+                self.redis.health_check_interval,
+            ),
+        ] {
+            check(
+                v.is_finite() && v > 0.0 && v < 1e9,
+                &format!("{key}: must be a number of seconds > 0"),
+            );
+        }
+        check(
+            (400..=599).contains(&self.guard.block_status),
+            "guard.block_status: must be an HTTP error status (400-599)",
+        );
+        check(
+            self.guard.stream.scan_interval_bytes > 0,
+            "guard.stream.scan_interval_bytes: must be >= 1",
+        );
+        check(
+            self.guard.stream.overlap_bytes <= MAX_OVERLAP_BYTES,
+            "guard.stream.overlap_bytes: must be at most 1048576",
+        );
+        check(self.cache.ttl > 0, "cache.ttl: must be > 0 seconds");
+        check(self.cache.max_size > 0, "cache.max_size: must be > 0");
+        check(self.redis.port > 0, "redis.port: must be 1-65535");
+        check(self.redis.db >= 0, "redis.db: must be >= 0");
+        check(
+            self.redis.max_connections > 0,
+            "redis.max_connections: must be >= 1",
+        );
+        check(
+            !self.redis.key_prefix.is_empty(),
+            "redis.key_prefix: must not be empty",
+        );
+        if let Some(url) = &self.redis.url {
+            check(
+                url.starts_with("redis://")
+                    || url.starts_with("rediss://")
+                    || url.starts_with("unix://"),
+                "redis.url: must start with redis://, rediss:// or unix://",
+            );
+        }
+        check(
+            !(self.cache.backend == CacheBackend::Redis && !self.redis.enabled),
+            "cache.backend: redis needs redis.enabled: true",
+        );
+        if self.admin.token.as_deref().is_some_and(|t| t.len() < 16) {
+            p.push("admin.token: must be at least 16 characters".into());
+        }
+        for (list, specs) in [
+            ("scanners.input", &self.scanners.input),
+            ("scanners.output", &self.scanners.output),
+        ] {
+            if let Err(problems) = build_pipeline(list, specs) {
+                p.extend(problems);
+            }
+        }
+        p
+    }
+}
+
+fn valid_http_url(url: &str) -> bool {
+    reqwest::Url::parse(url)
+        .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert!(Config::default().validate().is_empty());
+    }
+
+    #[test]
+    fn bad_values_are_all_named() {
+        let mut c = Config::default();
+        c.ollama.url = "ftp://x".into();
+        c.redis.socket_timeout = -1.0;
+        c.guard.block_status = 200;
+        c.redis.url = Some("http://redis".into());
+        c.admin.token = Some("short".into());
+        let problems = c.validate();
+        assert_eq!(problems.len(), 5, "{problems:?}");
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("redis.socket_timeout"))
+        );
+    }
+}

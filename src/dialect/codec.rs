@@ -1,0 +1,240 @@
+//! Stream framing: NDJSON (`/api/*`: one JSON object a line) and server-sent
+//! events (`/v1/*`: `data: {json}` events ended by a blank line, then
+//! `data: [DONE]`). Frames are cut from the byte stream as they complete and
+//! kept byte-exact, so what passes the guard reaches the client unchanged.
+//!
+//! Hand-written because the SSE crates decode into events and drop the raw
+//! bytes, which a pass-through proxy must keep.
+
+use bytes::{Bytes, BytesMut};
+use serde_json::Value;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    Ndjson,
+    Sse,
+}
+
+/// What one frame holds.
+#[derive(Debug, PartialEq)]
+pub enum Payload {
+    Json(Value),
+    /// SSE `data: [DONE]`.
+    Done,
+    /// Blank lines, SSE comments, or anything not JSON: passed on as is.
+    Other,
+}
+
+impl Framing {
+    /// The framing of a streamed response, from its content type.
+    pub fn from_content_type(content_type: &str) -> Option<Self> {
+        let mime = content_type.split(';').next().unwrap_or("").trim();
+        match mime {
+            "application/x-ndjson" | "application/jsonl" => Some(Self::Ndjson),
+            "text/event-stream" => Some(Self::Sse),
+            _ => None,
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Ndjson => "application/x-ndjson",
+            Self::Sse => "text/event-stream",
+        }
+    }
+
+    /// One frame holding `value`.
+    pub fn encode(self, value: &Value) -> Bytes {
+        let json = value.to_string();
+        match self {
+            Self::Ndjson => Bytes::from(format!("{json}\n")),
+            Self::Sse => Bytes::from(format!("data: {json}\n\n")),
+        }
+    }
+
+    /// The frame that closes a stream, where the framing has one.
+    pub fn done_frame(self) -> Option<Bytes> {
+        match self {
+            Self::Ndjson => None,
+            Self::Sse => Some(Bytes::from_static(b"data: [DONE]\n\n")),
+        }
+    }
+
+    /// Reads the payload of one raw frame.
+    pub fn decode(self, raw: &[u8]) -> Payload {
+        let data = match self {
+            Self::Ndjson => raw.trim_ascii().to_vec(),
+            Self::Sse => sse_data(raw),
+        };
+        if data.is_empty() {
+            return Payload::Other;
+        }
+        if self == Self::Sse && data == b"[DONE]" {
+            return Payload::Done;
+        }
+        serde_json::from_slice(&data).map_or(Payload::Other, Payload::Json)
+    }
+}
+
+/// Joins the `data:` lines of one event (the SSE rule: one optional space
+/// after the colon, lines joined with `\n`).
+fn sse_data(raw: &[u8]) -> Vec<u8> {
+    let mut data = Vec::new();
+    for line in raw.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if let Some(rest) = line.strip_prefix(b"data:") {
+            if !data.is_empty() {
+                data.push(b'\n');
+            }
+            data.extend_from_slice(rest.strip_prefix(b" ").unwrap_or(rest));
+        }
+    }
+    data
+}
+
+/// Cuts complete frames out of a byte stream.
+pub struct Framer {
+    framing: Framing,
+    buf: BytesMut,
+    /// Where to resume looking for a delimiter, so a long frame arriving in
+    /// many small chunks is not searched from its start each time.
+    searched: usize,
+}
+
+impl Framer {
+    pub fn new(framing: Framing) -> Self {
+        Self {
+            framing,
+            buf: BytesMut::new(),
+            searched: 0,
+        }
+    }
+
+    /// Adds bytes; returns the frames they complete, delimiters included.
+    pub fn push(&mut self, chunk: &[u8]) -> Vec<Bytes> {
+        self.buf.extend_from_slice(chunk);
+        let mut frames = Vec::new();
+        while let Some(end) = self.frame_end() {
+            frames.push(self.buf.split_to(end).freeze());
+            self.searched = 0;
+        }
+        self.searched = self.buf.len().saturating_sub(3);
+        frames
+    }
+
+    /// Whatever is left when the stream ends (a last line without newline).
+    pub fn finish(&mut self) -> Option<Bytes> {
+        (!self.buf.is_empty()).then(|| self.buf.split().freeze())
+    }
+
+    /// End (exclusive) of the first complete frame in the buffer.
+    fn frame_end(&self) -> Option<usize> {
+        let from = self.searched.min(self.buf.len());
+        let hay = &self.buf[from..];
+        let found = match self.framing {
+            Framing::Ndjson => hay.iter().position(|&b| b == b'\n').map(|i| i + 1),
+            Framing::Sse => find_blank_line(hay),
+        };
+        found.map(|end| from + end)
+    }
+}
+
+/// End of the first blank line (`\n\n` or `\r\n\r\n`, or mixed).
+fn find_blank_line(hay: &[u8]) -> Option<usize> {
+    let mut prev_newline = false;
+    let mut i = 0;
+    while i < hay.len() {
+        match hay[i] {
+            b'\n' if prev_newline => return Some(i + 1),
+            b'\n' => prev_newline = true,
+            b'\r' => {}
+            _ => prev_newline = false,
+        }
+        i += 1;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn cut(framing: Framing, chunks: &[&str]) -> Vec<String> {
+        let mut f = Framer::new(framing);
+        let mut out: Vec<String> = Vec::new();
+        for c in chunks {
+            out.extend(
+                f.push(c.as_bytes())
+                    .iter()
+                    .map(|b| String::from_utf8_lossy(b).into_owned()),
+            );
+        }
+        out.extend(f.finish().map(|b| String::from_utf8_lossy(&b).into_owned()));
+        out
+    }
+
+    #[test]
+    fn ndjson_lines_are_cut_across_chunk_boundaries() {
+        let frames = cut(
+            Framing::Ndjson,
+            &["{\"a\":", "1}\n{\"b\"", ":2}\n{\"c\":3}"],
+        );
+        assert_eq!(frames, vec!["{\"a\":1}\n", "{\"b\":2}\n", "{\"c\":3}"]);
+    }
+
+    #[test]
+    fn sse_events_are_cut_at_blank_lines_in_either_newline_style() {
+        let frames = cut(
+            Framing::Sse,
+            &[
+                "data: {\"a\":1}\n",
+                "\ndata: {\"b\":2}\r\n\r",
+                "\ndata: [DONE]\n\n",
+            ],
+        );
+        assert_eq!(
+            frames,
+            vec![
+                "data: {\"a\":1}\n\n",
+                "data: {\"b\":2}\r\n\r\n",
+                "data: [DONE]\n\n"
+            ]
+        );
+    }
+
+    #[test]
+    fn payloads_decode_per_framing() {
+        assert_eq!(
+            Framing::Sse.decode(b"data: {\"a\":1}\n\n"),
+            Payload::Json(json!({"a": 1}))
+        );
+        assert_eq!(Framing::Sse.decode(b"data:[DONE]\n\n"), Payload::Done);
+        assert_eq!(Framing::Sse.decode(b": keep-alive\n\n"), Payload::Other);
+        assert_eq!(
+            Framing::Ndjson.decode(b"{\"done\":true}\n"),
+            Payload::Json(json!({"done": true}))
+        );
+        assert_eq!(Framing::Ndjson.decode(b"not json\n"), Payload::Other);
+        assert_eq!(
+            Framing::Sse.decode(b"data: {\"a\":\ndata: 1}\n\n"),
+            Payload::Json(json!({"a": 1}))
+        );
+    }
+
+    #[test]
+    fn content_types_pick_the_framing() {
+        assert_eq!(
+            Framing::from_content_type("application/x-ndjson"),
+            Some(Framing::Ndjson)
+        );
+        assert_eq!(
+            Framing::from_content_type("text/event-stream; charset=utf-8"),
+            Some(Framing::Sse)
+        );
+        assert_eq!(
+            Framing::from_content_type("application/json; charset=utf-8"),
+            None
+        );
+    }
+}

@@ -1,0 +1,111 @@
+//! Ollama's OpenAI-compatible API (`/v1/*`): its text fields, its error shape
+//! and its block shapes (`finish_reason: "content_filter"`).
+
+use serde_json::{Value, json};
+
+use super::{Route, Segment, collect_text, messages_field, string_field, string_or_list_field};
+
+pub fn input_segments(route: Route, body: &Value) -> Result<Vec<Segment>, String> {
+    let mut out = Vec::new();
+    match route {
+        Route::OpenAiChat => messages_field(body, &mut out)?,
+        Route::OpenAiCompletions => {
+            string_or_list_field(body, "prompt", &mut out)?;
+            string_field(body, "suffix", &mut out)?;
+        }
+        Route::OpenAiEmbeddings => string_or_list_field(body, "input", &mut out)?,
+        _ => {}
+    }
+    Ok(out)
+}
+
+/// Text of a whole response: each choice's message (chat) or text.
+pub fn output_segments(route: Route, body: &Value) -> Vec<Segment> {
+    choices_text(route, body, "message")
+}
+
+/// Text of one stream chunk: each choice's delta (chat) or text.
+pub fn frame_segments(route: Route, frame: &Value) -> Vec<Segment> {
+    choices_text(route, frame, "delta")
+}
+
+fn choices_text(route: Route, body: &Value, chat_key: &str) -> Vec<Segment> {
+    let mut out = Vec::new();
+    let Some(choices) = body.get("choices").and_then(Value::as_array) else {
+        return out;
+    };
+    for (i, choice) in choices.iter().enumerate() {
+        let key = if route == Route::OpenAiChat {
+            chat_key
+        } else {
+            "text"
+        };
+        if let Some(v) = choice.get(key) {
+            collect_text(v, &format!("/choices/{i}/{key}"), &mut out);
+        }
+    }
+    out
+}
+
+pub fn has_finish_reason(frame: &Value) -> bool {
+    frame
+        .get("choices")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c.get("finish_reason").is_some_and(|r| !r.is_null()))
+        })
+}
+
+/// `{"error": {"message", "type", "param", "code"}}`, as the OpenAI SDKs read it.
+pub fn error_body(message: &str, kind: &str, code: Option<&str>) -> Value {
+    json!({ "error": { "message": message, "type": kind, "param": null, "code": code } })
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A whole response carrying `message`, for inline blocks.
+pub fn inline_reply(route: Route, model: &str, message: &str) -> Value {
+    let created = now_secs();
+    if route == Route::OpenAiCompletions {
+        return json!({
+            "id": "cmpl-guard", "object": "text_completion", "created": created, "model": model,
+            "choices": [{ "index": 0, "text": message, "finish_reason": "content_filter" }],
+        });
+    }
+    json!({
+        "id": "chatcmpl-guard", "object": "chat.completion", "created": created, "model": model,
+        "choices": [{ "index": 0, "message": { "role": "assistant", "content": message },
+                      "finish_reason": "content_filter" }],
+    })
+}
+
+/// One stream chunk: `content` as the delta (or text), with `finish_reason`.
+pub fn chunk(
+    route: Route,
+    id: &str,
+    model: &str,
+    content: Option<&str>,
+    finish: Option<&str>,
+) -> Value {
+    let created = now_secs();
+    if route == Route::OpenAiCompletions {
+        return json!({
+            "id": id, "object": "text_completion", "created": created, "model": model,
+            "choices": [{ "index": 0, "text": content.unwrap_or(""), "finish_reason": finish }],
+        });
+    }
+    let delta = match content {
+        Some(c) => json!({ "role": "assistant", "content": c }),
+        None => json!({}),
+    };
+    json!({
+        "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+        "choices": [{ "index": 0, "delta": delta, "finish_reason": finish }],
+    })
+}

@@ -1,0 +1,165 @@
+//! The guard: scans segments through the verdict cache and turns verdicts
+//! into a decision (allow, rewrite, block), applying the fail policy when a
+//! scanner errors. Knows nothing of HTTP.
+
+pub mod output;
+
+use std::sync::Arc;
+
+use futures_util::future::join_all;
+
+use crate::cache::{CacheKey, KeyParts, Tier, VerdictCache, policy_fingerprint};
+use crate::config::{Config, FailMode};
+use crate::dialect::Segment;
+use crate::scan::registry::build_pipeline;
+use crate::scan::{Direction, Mode, Pipeline, ScanError, Verdict};
+
+/// What to do with a request or response.
+#[derive(Debug, PartialEq)]
+pub enum Decision {
+    Allow,
+    /// Replace the text at these pointers, then let it through.
+    Rewrite(Vec<(String, String)>),
+    /// Stop it; the names of the scanners that fired.
+    Block(Vec<String>),
+}
+
+/// A decision and where its verdicts came from.
+#[derive(Debug)]
+pub struct Checked {
+    pub decision: Decision,
+    /// The slowest tier any segment needed (a miss beats an L2 hit).
+    pub tier: Option<Tier>,
+}
+
+/// One direction's scanners and the fingerprint that keys their verdicts.
+pub struct Policy {
+    pub direction: Direction,
+    pub pipeline: Arc<Pipeline>,
+    pub fingerprint: String,
+}
+
+pub struct Guard {
+    pub input: Policy,
+    pub output: Policy,
+    pub cache: Arc<VerdictCache>,
+    fail_mode: FailMode,
+}
+
+impl Guard {
+    /// Builds both pipelines; the config was validated, so errors here are
+    /// reported the same way again rather than assumed away.
+    pub fn new(config: &Config, cache: Arc<VerdictCache>) -> Result<Self, Vec<String>> {
+        let policy = |direction, list: &str, specs| -> Result<Policy, Vec<String>> {
+            Ok(Policy {
+                direction,
+                pipeline: Arc::new(build_pipeline(list, specs)?),
+                fingerprint: policy_fingerprint(specs),
+            })
+        };
+        Ok(Self {
+            input: policy(Direction::Input, "scanners.input", &config.scanners.input)?,
+            output: policy(
+                Direction::Output,
+                "scanners.output",
+                &config.scanners.output,
+            )?,
+            cache,
+            fail_mode: config.guard.fail_mode,
+        })
+    }
+
+    pub fn policy(&self, direction: Direction) -> &Policy {
+        match direction {
+            Direction::Input => &self.input,
+            Direction::Output => &self.output,
+        }
+    }
+
+    /// The cached (or fresh) verdict for one text.
+    pub async fn verdict(
+        &self,
+        direction: Direction,
+        text: &str,
+    ) -> (Result<Arc<Verdict>, ScanError>, Tier) {
+        let policy = self.policy(direction);
+        let key = CacheKey::new(KeyParts {
+            policy: &policy.fingerprint,
+            direction,
+            text,
+        });
+        let pipeline = policy.pipeline.clone();
+        let owned = text.to_string();
+        self.cache
+            .get_or_scan(key, async move {
+                pipeline.scan(&owned).await.map(|s| s.verdict)
+            })
+            .await
+    }
+
+    /// Scans every segment (concurrently, each through the cache) and decides.
+    pub async fn check(&self, direction: Direction, segments: &[Segment]) -> Checked {
+        if segments.is_empty() || self.policy(direction).pipeline.is_empty() {
+            return Checked {
+                decision: Decision::Allow,
+                tier: None,
+            };
+        }
+        let results = join_all(segments.iter().map(|s| self.verdict(direction, &s.text))).await;
+        let tier = results.iter().map(|(_, t)| *t).max();
+        let mut blockers: Vec<String> = Vec::new();
+        let mut rewrites = Vec::new();
+        for (segment, (result, _)) in segments.iter().zip(results) {
+            let verdict = match result {
+                Ok(v) => v,
+                Err(e) => match self.fail_mode {
+                    FailMode::Closed => {
+                        tracing::warn!(scanner = %e.scanner, error = %e.message, %direction, "scanner failed; blocking (fail_mode: closed)");
+                        blockers.push(e.scanner);
+                        continue;
+                    }
+                    FailMode::Open => {
+                        tracing::warn!(scanner = %e.scanner, error = %e.message, %direction, "scanner failed; passing (fail_mode: open)");
+                        continue;
+                    }
+                },
+            };
+            log_findings(direction, &verdict);
+            if !verdict.allowed {
+                blockers.extend(verdict.blocking_scanners());
+            } else if !verdict.redactions.is_empty() {
+                rewrites.push((segment.pointer.clone(), verdict.apply(&segment.text)));
+            }
+        }
+        let decision = if !blockers.is_empty() {
+            blockers.sort();
+            blockers.dedup();
+            Decision::Block(blockers)
+        } else if !rewrites.is_empty() {
+            Decision::Rewrite(rewrites)
+        } else {
+            Decision::Allow
+        };
+        Checked { decision, tier }
+    }
+}
+
+/// Findings are logged by scanner and action only: never the text.
+pub fn log_findings(direction: Direction, verdict: &Verdict) {
+    for f in &verdict.findings {
+        match f.action {
+            Mode::Report => {
+                tracing::info!(scanner = %f.scanner, %direction, score = f.score, reason = %f.reason, "finding reported")
+            }
+            _ => {
+                tracing::debug!(scanner = %f.scanner, %direction, action = ?f.action, reason = %f.reason, "finding")
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Direction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -1,0 +1,104 @@
+//! ollama-guard: a drop-in guardrail proxy for Ollama.
+//!
+//! Clients talk to it as if it were Ollama. Prompts are scanned on the way in,
+//! model text on the way out (whole or streamed), and every verdict is cached
+//! under a SHA-256 key in process memory and in Redis.
+//!
+//! Layout, one line per module:
+//! - [`config`]: `Config` from defaults < `config.yaml` < environment; `validate()`.
+//! - [`api`]: routes and the tower layer stack; `/health`, `/cache/*`.
+//! - [`proxy`]: one handler per route kind; ties dialect, guard and upstream.
+//! - [`dialect`]: Ollama and OpenAI shapes: text segments, rewrites, blocks, stream framing.
+//! - [`guard`]: segments to a decision (allow, rewrite, block); streamed-output windows.
+//! - [`scan`]: the `Scanner` trait, the registry, the pipeline, one file per scanner.
+//! - [`cache`]: keys, the in-process LRU, single-flight, counters.
+//! - [`upstream`]: the one HTTP client to Ollama.
+//! - [`error`]: the request-path error type and its native error shapes.
+//!
+//! Request flow: `api` → `proxy::guarded(route)` → `Route::input_segments` →
+//! `Guard::check(Input)` (each segment through the cache) → block, rewrite or
+//! forward with `Upstream::send` → output scanned whole, or frame by frame by
+//! `proxy::stream` with an `OutputGuard`, the final frame sent only after the
+//! final scan.
+
+pub mod api;
+pub mod cache;
+pub mod config;
+pub mod dialect;
+pub mod error;
+pub mod guard;
+pub mod proxy;
+pub mod scan;
+pub mod upstream;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use cache::VerdictCache;
+use config::{Config, secs};
+use guard::Guard;
+use upstream::Upstream;
+
+/// How long streams in flight may run on after a shutdown signal.
+pub const SHUTDOWN_GRACE_SECS: u64 = 30;
+
+/// Everything a request needs; cheap to clone (all `Arc`s).
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub upstream: Arc<Upstream>,
+    pub guard: Arc<Guard>,
+}
+
+impl AppState {
+    /// Builds the state from a validated config.
+    pub fn new(config: Config) -> anyhow::Result<Self> {
+        let cache = if config.cache.enabled {
+            VerdictCache::memory(config.cache.max_size, secs(config.cache.ttl as f64))
+        } else {
+            VerdictCache::disabled()
+        };
+        let guard =
+            Guard::new(&config, Arc::new(cache)).map_err(|p| anyhow::anyhow!(p.join("; ")))?;
+        let upstream = Upstream::new(&config.ollama).context("building the HTTP client")?;
+        Ok(Self {
+            config: Arc::new(config),
+            upstream: Arc::new(upstream),
+            guard: Arc::new(guard),
+        })
+    }
+}
+
+/// Serves until `shutdown` completes, then lets requests in flight finish for
+/// up to [`SHUTDOWN_GRACE_SECS`] before returning.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let signalled = async move {
+        shutdown.await;
+        let _ = tx.send(true);
+    };
+    let mut rx_grace = rx.clone();
+    let server = axum::serve(listener, api::app(state)).with_graceful_shutdown(async move {
+        signalled.await;
+        drop(rx);
+    });
+    let grace = async move {
+        let _ = rx_grace.wait_for(|s| *s).await;
+        tokio::time::sleep(Duration::from_secs(SHUTDOWN_GRACE_SECS)).await;
+    };
+    tokio::select! {
+        result = server.into_future() => result,
+        () = grace => {
+            tracing::warn!("shutdown grace period over; cutting the streams still open");
+            Ok(())
+        }
+    }
+}

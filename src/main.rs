@@ -1,0 +1,84 @@
+//! The `ollama-guard` binary: parse the command line, load the config, set up
+//! logging, serve until SIGINT or SIGTERM.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use ollama_guard::config::{self, Config, LogFormat};
+use ollama_guard::{AppState, run};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(version, about = "A drop-in guardrail proxy for Ollama")]
+struct Cli {
+    /// Config file (default: $CONFIG_FILE, else ./config.yaml if present).
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Validate the config, print the effective values (secrets masked), exit.
+    #[arg(long)]
+    check_config: bool,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+    tracing::info!("shutdown signal received; finishing requests in flight");
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let (config, path) = match config::load(cli.config.as_deref()) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    if cli.check_config {
+        let source = path.map_or("built-in defaults".to_string(), |p| p.display().to_string());
+        println!(
+            "# config OK (from {source} and the environment)\n{}",
+            config::masked_yaml(&config)
+        );
+        return Ok(());
+    }
+    init_logging(config.server.log_format);
+    tokio::runtime::Runtime::new()?.block_on(serve(config))
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let addr = format!("{}:{}", config.server.host, config.server.port);
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    tracing::info!(addr = %listener.local_addr()?, ollama = %config.ollama.url, "ollama-guard listening");
+    let state = AppState::new(config)?;
+    run(listener, state, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}

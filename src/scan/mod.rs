@@ -1,0 +1,210 @@
+//! Scanners: the `Scanner` trait every check implements, the verdict types a
+//! scan produces, the registry that turns `{type: NAME, ...}` config into
+//! scanners, and the pipeline that runs them in order.
+//!
+//! A scanner only *finds* things (spans, scores, reasons); what happens next is
+//! decided by its configured [`Mode`] in the pipeline, so every scanner gets
+//! block, redact and report behaviour without writing it again.
+
+mod ban_substrings;
+pub mod invisible_text;
+pub mod pipeline;
+mod regex;
+pub mod registry;
+
+use std::ops::Range;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+pub use pipeline::{Pipeline, Scanned};
+pub use registry::ScannerSpec;
+
+/// Which way the scanned text travels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Client to model: prompts, messages, tool results.
+    Input,
+    /// Model to client: responses, thinking, tool-call arguments.
+    Output,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Input => "input",
+            Direction::Output => "output",
+        }
+    }
+}
+
+/// What a scanner's findings do to the request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Stop the request (input) or the response (output).
+    #[default]
+    Block,
+    /// Replace the matched spans and let the rewritten text through.
+    Redact,
+    /// Log and count the finding; the text passes unchanged.
+    Report,
+}
+
+/// How expensive a scanner is; the pipeline runs cheap ones first so a block
+/// found by a regex never pays for a model call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Cost {
+    Cheap,
+    Expensive,
+}
+
+/// One thing a scanner found in a text.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Match {
+    /// Byte range in the scanned text, for scanners that can point at it
+    /// (needed for redaction); `None` for whole-text judgements.
+    pub span: Option<Range<usize>>,
+    /// Confidence in [0, 1].
+    pub score: f32,
+    /// Why it fired, in words that never quote the scanned text.
+    pub reason: String,
+    /// Replacement used when this match is redacted.
+    pub placeholder: String,
+}
+
+/// A scanner failed to produce an answer (e.g. a guard model timed out).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("scanner {scanner} failed: {message}")]
+pub struct ScanError {
+    pub scanner: String,
+    pub message: String,
+}
+
+/// A check over one text. Implementations are pure functions of their config
+/// and the text, which is what makes their verdicts cacheable.
+#[async_trait]
+pub trait Scanner: Send + Sync {
+    /// Whether a scan costs microseconds or a network call.
+    fn cost(&self) -> Cost {
+        Cost::Cheap
+    }
+    /// Whether matches carry spans, so `mode: redact` makes sense.
+    fn can_redact(&self) -> bool {
+        true
+    }
+    async fn scan(&self, text: &str) -> Result<Vec<Match>, String>;
+}
+
+/// A finding as recorded in a verdict.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    pub scanner: String,
+    pub score: f32,
+    pub reason: String,
+    pub action: Mode,
+}
+
+/// A byte range of the scanned text to replace, and what to put there.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Redaction {
+    pub start: usize,
+    pub end: usize,
+    pub placeholder: String,
+}
+
+/// The outcome of scanning one text: the unit the verdict cache stores. It
+/// holds no scanned text, only offsets and scanner-written reasons.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub allowed: bool,
+    pub findings: Vec<Finding>,
+    pub redactions: Vec<Redaction>,
+}
+
+impl Verdict {
+    /// Names of the scanners whose findings blocked the text.
+    pub fn blocking_scanners(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .findings
+            .iter()
+            .filter(|f| f.action == Mode::Block)
+            .map(|f| f.scanner.clone())
+            .collect();
+        names.dedup();
+        names
+    }
+
+    /// The text with every redaction applied. Spans are sorted and merged by
+    /// the pipeline, and any that do not fit `text` (a verdict for other text)
+    /// are skipped rather than panicking.
+    pub fn apply(&self, text: &str) -> String {
+        let mut out = String::with_capacity(text.len());
+        let mut at = 0;
+        for r in &self.redactions {
+            let fits = r.start >= at && r.end <= text.len();
+            if !fits || !text.is_char_boundary(r.start) || !text.is_char_boundary(r.end) {
+                continue;
+            }
+            out.push_str(&text[at..r.start]);
+            out.push_str(&r.placeholder);
+            at = r.end;
+        }
+        out.push_str(&text[at..]);
+        out
+    }
+}
+
+/// Sorts spans and merges overlapping ones, keeping the first placeholder, so
+/// that two scanners redacting the same secret produce one replacement.
+pub fn merge_redactions(mut spans: Vec<Redaction>) -> Vec<Redaction> {
+    spans.sort_by_key(|r| (r.start, std::cmp::Reverse(r.end)));
+    let mut merged: Vec<Redaction> = Vec::with_capacity(spans.len());
+    for r in spans {
+        match merged.last_mut() {
+            Some(last) if r.start < last.end => last.end = last.end.max(r.end),
+            _ => merged.push(r),
+        }
+    }
+    merged
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn red(start: usize, end: usize, p: &str) -> Redaction {
+        Redaction {
+            start,
+            end,
+            placeholder: p.into(),
+        }
+    }
+
+    #[test]
+    fn overlapping_redactions_merge_into_one() {
+        let merged = merge_redactions(vec![red(6, 10, "[B]"), red(0, 3, "[A]"), red(4, 8, "[C]")]);
+        assert_eq!(merged, vec![red(0, 3, "[A]"), red(4, 10, "[C]")]);
+    }
+
+    #[test]
+    fn apply_replaces_spans_and_keeps_the_rest() {
+        let v = Verdict {
+            allowed: true,
+            findings: vec![],
+            redactions: vec![red(4, 7, "[X]"), red(12, 15, "[Y]")],
+        };
+        assert_eq!(v.apply("key abc and def!"), "key [X] and [Y]!");
+    }
+
+    #[test]
+    fn apply_skips_spans_that_do_not_fit_the_text() {
+        let v = Verdict {
+            allowed: true,
+            findings: vec![],
+            redactions: vec![red(1, 99, "[X]"), red(0, 2, "[Y]")],
+        };
+        assert_eq!(v.apply("héllo"), "héllo");
+    }
+}

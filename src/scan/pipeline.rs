@@ -1,0 +1,166 @@
+//! The pipeline: runs the configured scanners over one text, cheap ones first,
+//! stops at the first block, and folds their matches into a [`Verdict`]
+//! according to each scanner's mode.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{Finding, Mode, Redaction, ScanError, Scanner, Verdict, merge_redactions};
+
+/// A scanner as configured: the check itself plus what its findings do.
+#[derive(Clone)]
+pub struct Configured {
+    /// Name shown in block responses, logs and metrics (the `type`, or the
+    /// `name` the operator gave it).
+    pub name: String,
+    pub mode: Mode,
+    /// Matches scoring below this are ignored.
+    pub threshold: f32,
+    pub scanner: Arc<dyn Scanner>,
+}
+
+/// A verdict plus how long each scanner took to reach it (not cached).
+#[derive(Clone, Debug)]
+pub struct Scanned {
+    pub verdict: Verdict,
+    pub timings: Vec<(String, Duration)>,
+}
+
+/// An ordered list of scanners for one direction.
+#[derive(Clone, Default)]
+pub struct Pipeline {
+    scanners: Vec<Configured>,
+}
+
+impl Pipeline {
+    /// Orders scanners by cost, keeping the configured order among equals.
+    pub fn new(mut scanners: Vec<Configured>) -> Self {
+        scanners.sort_by_key(|c| c.scanner.cost());
+        Self { scanners }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.scanners.is_empty()
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.scanners.iter().map(|c| c.name.as_str())
+    }
+
+    /// Scans `text`. An error from any scanner is returned as is: whether that
+    /// blocks or passes is the guard's fail policy, and it is never cached.
+    pub async fn scan(&self, text: &str) -> Result<Scanned, ScanError> {
+        let mut findings = Vec::new();
+        let mut redactions = Vec::new();
+        let mut timings = Vec::with_capacity(self.scanners.len());
+        let mut allowed = true;
+        for c in &self.scanners {
+            let started = Instant::now();
+            let matches = c.scanner.scan(text).await.map_err(|message| ScanError {
+                scanner: c.name.clone(),
+                message,
+            })?;
+            timings.push((c.name.clone(), started.elapsed()));
+            for m in matches.into_iter().filter(|m| m.score >= c.threshold) {
+                if let (Mode::Redact, Some(span)) = (c.mode, &m.span) {
+                    redactions.push(Redaction {
+                        start: span.start,
+                        end: span.end,
+                        placeholder: m.placeholder.clone(),
+                    });
+                }
+                allowed &= c.mode != Mode::Block;
+                findings.push(Finding {
+                    scanner: c.name.clone(),
+                    score: m.score,
+                    reason: m.reason,
+                    action: c.mode,
+                });
+            }
+            if !allowed {
+                break;
+            }
+        }
+        let verdict = Verdict {
+            allowed,
+            findings,
+            redactions: merge_redactions(redactions),
+        };
+        Ok(Scanned { verdict, timings })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scan::{Cost, Match};
+    use async_trait::async_trait;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Flags every occurrence of a word; counts its calls.
+    struct Word(&'static str, Cost, AtomicUsize);
+
+    #[async_trait]
+    impl Scanner for Word {
+        fn cost(&self) -> Cost {
+            self.1
+        }
+        async fn scan(&self, text: &str) -> Result<Vec<Match>, String> {
+            self.2.fetch_add(1, Ordering::SeqCst);
+            Ok(text
+                .match_indices(self.0)
+                .map(|(i, w)| Match {
+                    span: Some(i..i + w.len()),
+                    score: 1.0,
+                    reason: "word".into(),
+                    placeholder: "[W]".into(),
+                })
+                .collect())
+        }
+    }
+
+    fn configured(name: &str, mode: Mode, s: Arc<Word>) -> Configured {
+        Configured {
+            name: name.into(),
+            mode,
+            threshold: 0.5,
+            scanner: s,
+        }
+    }
+
+    #[tokio::test]
+    async fn block_short_circuits_and_cheap_scanners_run_first() {
+        let costly = Arc::new(Word("bad", Cost::Expensive, AtomicUsize::new(0)));
+        let cheap = Arc::new(Word("bad", Cost::Cheap, AtomicUsize::new(0)));
+        let p = Pipeline::new(vec![
+            configured("costly", Mode::Block, costly.clone()),
+            configured("cheap", Mode::Block, cheap.clone()),
+        ]);
+        let out = p.scan("a bad day").await.map(|s| s.verdict).ok();
+        let v = out.unwrap_or_default();
+        assert!(!v.allowed);
+        assert_eq!(v.blocking_scanners(), vec!["cheap".to_string()]);
+        assert_eq!(cheap.2.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            costly.2.load(Ordering::SeqCst),
+            0,
+            "block stops the pipeline"
+        );
+    }
+
+    #[tokio::test]
+    async fn redact_and_report_modes_let_text_pass() {
+        let a = Arc::new(Word("secret", Cost::Cheap, AtomicUsize::new(0)));
+        let b = Arc::new(Word("day", Cost::Cheap, AtomicUsize::new(0)));
+        let p = Pipeline::new(vec![
+            configured("a", Mode::Redact, a),
+            configured("b", Mode::Report, b),
+        ]);
+        let scanned = p.scan("my secret day").await;
+        let v = scanned.map(|s| s.verdict).unwrap_or_default();
+        assert!(v.allowed);
+        assert_eq!(v.apply("my secret day"), "my [W] day");
+        assert_eq!(v.findings.len(), 2);
+        assert_eq!(v.findings[1].action, Mode::Report);
+    }
+}
