@@ -105,10 +105,10 @@ impl IntoResponse for ApiError {
             }
         };
         let mut response = (status, axum::Json(body)).into_response();
-        if let ProxyError::Blocked { scanners, .. } = &self.error {
-            if let Ok(v) = HeaderValue::from_str(&scanners.join(",")) {
-                response.headers_mut().insert(BLOCKED_HEADER, v);
-            }
+        if let ProxyError::Blocked { scanners, .. } = &self.error
+            && let Ok(v) = HeaderValue::from_str(&scanners.join(","))
+        {
+            response.headers_mut().insert(BLOCKED_HEADER, v);
         }
         response
     }

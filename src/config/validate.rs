@@ -82,7 +82,7 @@ impl Config {
             );
         }
         check(
-            !(self.cache.backend == CacheBackend::Redis && !self.redis.enabled),
+            self.cache.backend != CacheBackend::Redis || self.redis.enabled,
             "cache.backend: redis needs redis.enabled: true",
         );
         if self.admin.token.as_deref().is_some_and(|t| t.len() < 16) {

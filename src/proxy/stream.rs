@@ -20,12 +20,14 @@ use crate::dialect::{Route, apply_rewrites};
 use crate::guard::output::{OutputGuard, WindowVerdict, redact_range};
 use crate::scan::Redaction;
 
+/// A text field of a frame: its JSON pointer and its place in the reply.
+type Field = (String, Range<usize>);
+
 /// A frame waiting for its text to be scanned.
 struct Held {
     raw: Bytes,
-    /// The parsed frame and where each of its text fields sits in the reply;
-    /// `None` for frames without text.
-    text: Option<(Value, Vec<(String, Range<usize>)>)>,
+    /// The parsed frame and its text fields; `None` for frames without text.
+    text: Option<(Value, Vec<Field>)>,
 }
 
 impl Held {
@@ -108,7 +110,7 @@ where
                             id = i.to_string();
                         }
                         final_seen |= route.is_final_frame(&value);
-                        let fields: Vec<(String, Range<usize>)> = route
+                        let fields: Vec<Field> = route
                             .frame_segments(&value)
                             .into_iter()
                             .map(|s| { let r = guard.push(&s.text); (s.pointer, r) })

@@ -1,0 +1,128 @@
+//! The binary: config checking, start-up errors, serving, graceful shutdown.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use ollama_guard::config::{Config, load_from};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ollama-guard");
+
+/// The binary with no inherited config variables, run in the repo root.
+fn bin() -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    cmd
+}
+
+#[test]
+fn shipped_config_yaml_holds_exactly_the_defaults() {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.yaml")).unwrap();
+    let loaded = load_from(&text, |_| None).expect("config.yaml is valid");
+    assert_eq!(loaded, Config::default());
+}
+
+#[test]
+fn check_config_prints_the_effective_config_with_secrets_masked() {
+    let out = bin()
+        .arg("--check-config")
+        .env("REDIS_PASSWORD", "hunter2-password")
+        .env("ADMIN_TOKEN", "0123456789abcdef-token")
+        .env("REDIS_URL", "redis://app:url-secret@cache:6379/2")
+        .env("PROXY_PORT", "9999")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("port: 9999"), "{text}");
+    assert!(text.contains("config.yaml"), "names its source: {text}");
+    for secret in ["hunter2", "0123456789abcdef", "url-secret"] {
+        assert!(!text.contains(secret), "{secret} leaked:\n{text}");
+    }
+    assert!(text.contains("redis://app:***@cache:6379/2"), "{text}");
+}
+
+#[test]
+fn bad_config_fails_at_start_with_every_problem_listed() {
+    let dir = std::env::temp_dir().join(format!("og-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bad.yaml");
+    std::fs::write(
+        &path,
+        "server:\n  port: nope\n  colour: blue\ncache:\n  ttl: 0\n",
+    )
+    .unwrap();
+    let out = bin()
+        .arg("--config")
+        .arg(&path)
+        .env("OLLAMA_URL", "ftp://x")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for needle in ["server", "cache.ttl", "ollama.url"] {
+        assert!(err.contains(needle), "missing {needle}:\n{err}");
+    }
+    let out = bin()
+        .env("CONFIG_FILE", dir.join("absent.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read config file"));
+}
+
+#[tokio::test]
+async fn serves_then_stops_cleanly_on_sigterm() {
+    let fake = common::FakeOllama::start().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = tokio::process::Command::from(bin())
+        .env("PROXY_HOST", "127.0.0.1")
+        .env("PROXY_PORT", port.to_string())
+        .env("OLLAMA_URL", &fake.url)
+        .env("CACHE_BACKEND", "memory")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut up = false;
+    for _ in 0..100 {
+        if common::client()
+            .get(format!("{url}/api/version"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(up, "proxy did not come up");
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("exits after SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}

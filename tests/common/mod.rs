@@ -1,0 +1,117 @@
+//! Helpers shared by the integration tests: the fake Ollama, a proxy on a
+//! real socket, and config from YAML.
+#![allow(
+    dead_code,
+    unused_imports,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
+pub mod fake_ollama;
+
+use std::net::SocketAddr;
+
+use ollama_guard::config::{Config, load_from};
+use ollama_guard::{AppState, run};
+use tokio::sync::oneshot;
+
+pub use fake_ollama::{FakeOllama, Recorded, Script, StreamEnd};
+
+/// A running ollama-guard on 127.0.0.1:0; stopped on drop.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    pub url: String,
+    pub state: AppState,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Config from YAML with `ollama.url` pointed at `upstream`; caching in
+/// memory unless the YAML says otherwise.
+pub fn config(upstream: &str, yaml: &str) -> Config {
+    let env = |k: &str| match k {
+        "OLLAMA_URL" => Some(upstream.to_string()),
+        _ => None,
+    };
+    let yaml = if yaml.contains("cache:") {
+        yaml.to_string()
+    } else {
+        format!("{yaml}\ncache:\n  backend: memory\n")
+    };
+    load_from(&yaml, env).unwrap_or_else(|e| panic!("test config invalid: {e}"))
+}
+
+pub async fn start_proxy(config: Config) -> Proxy {
+    let state = AppState::new(config).expect("state");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind proxy");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = oneshot::channel::<()>();
+    let served = state.clone();
+    tokio::spawn(async move {
+        run(listener, served, async {
+            let _ = rx.await;
+        })
+        .await
+    });
+    Proxy {
+        addr,
+        url: format!("http://{addr}"),
+        state,
+        stop: Some(tx),
+    }
+}
+
+/// A fake Ollama and a proxy in front of it, with the given scanner YAML.
+pub async fn stack(yaml: &str) -> (FakeOllama, Proxy) {
+    let fake = FakeOllama::start().await;
+    let proxy = start_proxy(config(&fake.url, yaml)).await;
+    (fake, proxy)
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client")
+}
+
+/// Reads a streamed body chunk by chunk, as the client received it.
+pub async fn chunks(mut response: reqwest::Response) -> Vec<String> {
+    let mut out = Vec::new();
+    while let Some(c) = response.chunk().await.expect("chunk") {
+        out.push(String::from_utf8_lossy(&c).into_owned());
+    }
+    out
+}
+
+/// The JSON frames of an NDJSON or SSE body.
+pub fn frames(body: &str) -> Vec<serde_json::Value> {
+    body.lines()
+        .map(|l| l.strip_prefix("data: ").unwrap_or(l))
+        .filter(|l| !l.trim().is_empty() && *l != "[DONE]")
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad frame {l:?}: {e}")))
+        .collect()
+}
+
+/// The scanner set most tests use: a banned phrase, a redacting regex,
+/// invisible text.
+pub const SCANNERS: &str = r#"
+scanners:
+  input:
+    - {type: invisible_text}
+    - {type: ban_substrings, substrings: ["kill all humans", "ignore previous instructions"]}
+    - {type: regex, mode: redact, patterns: ['sk-[A-Za-z0-9]{8,}'], placeholder: "[REDACTED_KEY]"}
+  output:
+    - {type: ban_substrings, substrings: ["kill all humans"]}
+    - {type: regex, mode: redact, patterns: ['sk-[A-Za-z0-9]{8,}'], placeholder: "[REDACTED_KEY]"}
+"#;

@@ -1,0 +1,248 @@
+//! Model text is scanned on the way out: whole replies before they are sent,
+//! streams window by window with the final frame held until the final scan.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{FakeOllama, SCANNERS, StreamEnd, chunks, client, config, frames, stack, start_proxy};
+use serde_json::{Value, json};
+
+const SPLIT: [&str; 4] = ["Sure. We must kill", " all hu", "mans", " today."];
+
+fn chat(stream: bool) -> Value {
+    json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": stream})
+}
+
+async fn post(url: &str, path: &str, body: &Value) -> reqwest::Response {
+    client()
+        .post(format!("{url}{path}"))
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn phrase_split_over_three_ndjson_chunks_is_caught() {
+    let (fake, proxy) = stack(SCANNERS).await;
+    fake.reply_tokens(&SPLIT);
+    let body = post(&proxy.url, "/api/chat", &chat(true))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let lines = frames(&body);
+    let last = lines.last().unwrap();
+    assert_eq!(
+        last["error"],
+        "blocked by ollama-guard: output flagged by ban_substrings"
+    );
+    let shown: String = lines
+        .iter()
+        .filter_map(|l| l["message"]["content"].as_str())
+        .collect();
+    assert!(
+        !shown.contains("mans"),
+        "the completing chunk is never sent: {shown:?}"
+    );
+    assert!(
+        lines.iter().all(|l| l["done"] != true),
+        "no done frame after a block"
+    );
+}
+
+#[tokio::test]
+async fn phrase_split_over_three_sse_chunks_is_caught() {
+    let (fake, proxy) = stack(SCANNERS).await;
+    fake.reply_tokens(&SPLIT);
+    for path in ["/v1/chat/completions", "/v1/completions"] {
+        let body = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "prompt": "hi", "stream": true});
+        let text = post(&proxy.url, path, &body).await.text().await.unwrap();
+        assert!(text.ends_with("data: [DONE]\n\n"), "{path}: {text}");
+        let chunks = frames(&text);
+        let last = chunks.last().unwrap();
+        assert_eq!(
+            last["choices"][0]["finish_reason"], "content_filter",
+            "{path}"
+        );
+        assert_eq!(
+            last["id"], "chatcmpl-123",
+            "the block chunk continues the stream's id"
+        );
+        assert!(!text.contains("mans"), "{path}: {text}");
+        assert!(
+            !text.contains("\"stop\""),
+            "{path}: the upstream finish chunk is never sent"
+        );
+    }
+}
+
+#[tokio::test]
+async fn generate_stream_block_covers_thinking_too() {
+    let (fake, proxy) = stack(SCANNERS).await;
+    fake.script(|s| s.thinking = vec!["I should kill all".into(), " humans".into()]);
+    let text = post(
+        &proxy.url,
+        "/api/generate",
+        &json!({"model": "m", "prompt": "hi"}),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    let lines = frames(&text);
+    assert!(lines.last().unwrap()["error"].is_string(), "{text}");
+    assert!(!text.contains("The sky"), "generation is cut at the block");
+}
+
+#[tokio::test]
+async fn done_frame_is_never_sent_before_the_final_scan() {
+    // A large scan interval holds every text chunk: only the final scan, run
+    // when the done frame arrives, can release or block them.
+    let fake = FakeOllama::start().await;
+    let yaml = format!("{SCANNERS}\nguard:\n  stream:\n    scan_interval_bytes: 100000\n");
+    let proxy = start_proxy(config(&fake.url, &yaml)).await;
+    fake.reply_tokens(&["fine ", "words ", "kill all humans"]);
+    let lines = frames(
+        &post(&proxy.url, "/api/chat", &chat(true))
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(lines.len(), 1, "nothing held was released: {lines:?}");
+    assert!(lines[0]["error"].is_string());
+
+    fake.reply_tokens(&["all ", "good"]);
+    let got = chunks(post(&proxy.url, "/api/chat", &chat(true)).await).await;
+    let lines = frames(&got.concat());
+    assert_eq!(lines.last().unwrap()["done"], true);
+    assert_eq!(
+        lines.last().unwrap()["eval_count"],
+        5,
+        "usage fields pass untouched"
+    );
+    let done_chunk = got
+        .iter()
+        .position(|c| c.contains("\"done\":true"))
+        .unwrap();
+    assert!(
+        got[..done_chunk]
+            .iter()
+            .all(|c| !c.contains("\"done\":true"))
+    );
+}
+
+#[tokio::test]
+async fn clean_streams_pass_byte_exact() {
+    let (fake, proxy) = stack(SCANNERS).await;
+    for (path, body) in [
+        ("/api/chat", chat(true)),
+        ("/api/generate", json!({"model": "m", "prompt": "hi"})),
+        ("/v1/chat/completions", chat(true)),
+    ] {
+        let direct = post(&fake.url, path, &body).await.text().await.unwrap();
+        let proxied = post(&proxy.url, path, &body).await.text().await.unwrap();
+        assert_eq!(direct, proxied, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn secrets_in_streamed_output_are_redacted_across_chunks() {
+    let fake = FakeOllama::start().await;
+    fake.reply_tokens(&["your key is sk-ABCD", "EFGH1234", " ok"]);
+    let shown = |text: &str| -> String {
+        frames(text)
+            .iter()
+            .filter_map(|l| l["message"]["content"].as_str())
+            .collect()
+    };
+
+    // Scanning every chunk: the prefix went out before the key was complete;
+    // the rest of it is cut from the chunk that completed it.
+    let eager = start_proxy(config(&fake.url, SCANNERS)).await;
+    let text = post(&eager.url, "/api/chat", &chat(true))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(shown(&text), "your key is sk-ABCD ok");
+
+    // Holding 32 bytes before each scan: the whole key is replaced.
+    let held = start_proxy(config(
+        &fake.url,
+        &format!("{SCANNERS}\nguard:\n  stream:\n    scan_interval_bytes: 32\n"),
+    ))
+    .await;
+    let text = post(&held.url, "/api/chat", &chat(true))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(shown(&text), "your key is [REDACTED_KEY] ok");
+    assert_eq!(frames(&text).last().unwrap()["done"], true);
+}
+
+#[tokio::test]
+async fn whole_replies_are_blocked_or_redacted_before_sending() {
+    let (fake, proxy) = stack(SCANNERS).await;
+    fake.reply_tokens(&["we will kill all humans"]);
+    let resp = post(&proxy.url, "/api/chat", &chat(false)).await;
+    assert_eq!(resp.status(), 400);
+    assert_eq!(resp.headers()["x-guard-blocked"], "ban_substrings");
+    assert!(
+        resp.json::<Value>().await.unwrap()["error"]
+            .as_str()
+            .unwrap()
+            .contains("output flagged")
+    );
+
+    fake.reply_tokens(&["key: sk-ABCDEFGH1234"]);
+    for (path, pointer) in [
+        ("/api/chat", "/message/content"),
+        ("/v1/chat/completions", "/choices/0/message/content"),
+    ] {
+        let body: Value = post(&proxy.url, path, &chat(false))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            body.pointer(pointer).unwrap(),
+            "key: [REDACTED_KEY]",
+            "{path}"
+        );
+    }
+    let body: Value = post(
+        &proxy.url,
+        "/api/generate",
+        &json!({"model": "m", "prompt": "x", "stream": false}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(body["response"], "key: [REDACTED_KEY]");
+    assert_eq!(body["eval_count"], 5);
+}
+
+#[tokio::test]
+async fn a_block_mid_stream_cancels_the_upstream_generation() {
+    let (fake, proxy) = stack(SCANNERS).await;
+    let mut tokens = vec!["kill all humans"];
+    tokens.extend(std::iter::repeat_n(" and more", 50));
+    fake.reply_tokens(&tokens);
+    fake.script(|s| s.token_delay = Duration::from_millis(20));
+    let text = post(&proxy.url, "/api/chat", &chat(true))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(frames(&text).last().unwrap()["error"].is_string());
+    match fake.stream_end().await {
+        Some(StreamEnd::Dropped { sent }) => assert!(sent < 52, "sent {sent}"),
+        other => panic!("the upstream stream should have been dropped, got {other:?}"),
+    }
+}
