@@ -36,6 +36,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use cache::VerdictCache;
@@ -86,6 +87,14 @@ pub async fn run(
         let _ = tx.send(true);
     };
     let mut rx_grace = rx.clone();
+    // Streams are many small writes: without TCP_NODELAY each token frame
+    // can wait out the peer's delayed ACK (40 ms on Linux). Ollama (Go) sets
+    // it by default; so must a drop-in replacement.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     let server = axum::serve(listener, api::app(state)).with_graceful_shutdown(async move {
         signalled.await;
         drop(rx);

@@ -113,6 +113,10 @@ impl FakeOllama {
             .await
             .expect("bind fake ollama");
         let addr = listener.local_addr().expect("addr");
+        // Go's net package sets TCP_NODELAY on every connection; so does the fake.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         tokio::spawn(async move { axum::serve(listener, app).await });
         Self {
             addr,
@@ -173,8 +177,16 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
         .expect("calls lock")
         .push(recorded.clone());
     let script = inner.script.lock().expect("script lock").clone();
-    tokio::time::sleep(script.header_delay).await;
+    pause(script.header_delay).await;
     respond(&inner, &recorded, &script)
+}
+
+/// Sleeps, except for zero: tokio rounds any sleep up to its 1 ms timer tick,
+/// which would make the "fast" fake slow.
+async fn pause(d: Duration) {
+    if !d.is_zero() {
+        tokio::time::sleep(d).await;
+    }
 }
 
 fn json_reply(status: StatusCode, v: Value) -> Response {
@@ -209,7 +221,7 @@ fn streamed(
             if let (1, Some(g)) = (i, &gate) {
                 g.notified().await;
             }
-            tokio::time::sleep(delay).await;
+            pause(delay).await;
             yield Ok::<_, std::io::Error>(Bytes::from(f));
             end.record_sent();
         }

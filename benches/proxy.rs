@@ -1,0 +1,145 @@
+//! Proxy overhead: `/api/chat` straight to a fast fake Ollama vs through
+//! ollama-guard (three scanners on input and output), non-streamed and
+//! streamed, in one run with the two targets interleaved round by round so
+//! machine noise hits both alike. Every prompt is unique, so each request
+//! pays a real input scan (no cache hits).
+//!
+//! `cargo bench --bench proxy` (or `bench/proxy.sh`); options:
+//! `-- --requests N --workers N --rounds N`.
+
+#[path = "../tests/common/fake_ollama.rs"]
+#[allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod fake_ollama;
+mod support;
+
+use std::time::{Duration, Instant};
+
+use ollama_guard::config::load_from;
+use ollama_guard::{AppState, run};
+use serde_json::json;
+use support::{Sample, header, row};
+
+const SCANNERS: &str = r#"
+cache: {backend: memory}
+scanners:
+  input:
+    - {type: invisible_text}
+    - {type: ban_substrings, substrings: ["kill all humans", "ignore previous instructions", "developer mode"]}
+    - {type: regex, mode: redact, patterns: ['sk-[A-Za-z0-9]{20,}', 'AKIA[0-9A-Z]{16}']}
+  output:
+    - {type: invisible_text, mode: redact}
+    - {type: ban_substrings, substrings: ["kill all humans"]}
+    - {type: regex, mode: redact, patterns: ['sk-[A-Za-z0-9]{20,}']}
+"#;
+
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+async fn chat(
+    client: reqwest::Client,
+    url: String,
+    i: usize,
+    stream: bool,
+) -> Result<(Duration, Duration), String> {
+    let body = json!({"model": "llama3.2", "stream": stream, "messages": [
+        {"role": "system", "content": "You are a helpful assistant."},
+        {"role": "user", "content": format!("Question {i}: what colour is the sky on a clear day, and why?")}]});
+    let started = Instant::now();
+    let mut resp = client
+        .post(url)
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !resp.status().is_success() {
+        return Err(resp.status().to_string());
+    }
+    let mut first = None;
+    while let Some(_chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+        first.get_or_insert_with(|| started.elapsed());
+    }
+    Ok((first.unwrap_or_default(), started.elapsed()))
+}
+
+const NO_SCANNERS: &str = "cache: {backend: memory}\nscanners: {input: [], output: []}\n";
+
+/// An ollama-guard in this process, in front of `upstream`.
+async fn start(yaml: &str, upstream: &str) -> String {
+    let config =
+        load_from(yaml, |k| (k == "OLLAMA_URL").then(|| upstream.to_string())).expect("config");
+    let state = AppState::new(config).expect("state");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(run(listener, state, std::future::pending()));
+    url
+}
+
+#[tokio::main]
+async fn main() {
+    let (requests, workers, rounds) = (
+        arg("--requests", 2000),
+        arg("--workers", 16),
+        arg("--rounds", 4),
+    );
+    let fake = fake_ollama::FakeOllama::start().await;
+    let proxy = start(SCANNERS, &fake.url).await;
+    let bare = start(NO_SCANNERS, &fake.url).await;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(64)
+        .build()
+        .expect("client");
+
+    println!(
+        "/api/chat, {requests} requests x {rounds} rounds per row, fake Ollama replying 5 tokens"
+    );
+    for (label, concurrency) in [("1 client", 1usize), ("concurrent", workers)] {
+        println!("\n{label} ({concurrency} in flight):");
+        header();
+        for stream in [false, true] {
+            let mut direct = Sample::empty();
+            let mut hop = Sample::empty();
+            let mut proxied = Sample::empty();
+            for _ in 0..rounds {
+                for (target, base) in [
+                    (&mut direct, &fake.url),
+                    (&mut hop, &bare),
+                    (&mut proxied, &proxy),
+                ] {
+                    let (c, url) = (client.clone(), format!("{base}/api/chat"));
+                    let n = if concurrency == 1 {
+                        requests / 4
+                    } else {
+                        requests
+                    };
+                    target.merge(
+                        support::run(concurrency, n, move |i| {
+                            chat(c.clone(), url.clone(), i, stream)
+                        })
+                        .await,
+                    );
+                }
+            }
+            let kind = if stream { "streamed" } else { "non-streamed" };
+            row(&format!("{kind} direct"), &direct);
+            row(&format!("{kind} via proxy, no scanners"), &hop);
+            row(&format!("{kind} via proxy, 3+3 scanners"), &proxied);
+            let added = support::percentile(&proxied.first_byte, 0.5)
+                .saturating_sub(support::percentile(&direct.first_byte, 0.5));
+            println!(
+                "{:<34} added ttfb p50 {} µs, throughput ratio {:.2}",
+                "",
+                support::us(added),
+                proxied.rps() / direct.rps()
+            );
+        }
+    }
+}

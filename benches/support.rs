@@ -1,0 +1,119 @@
+//! Load-generation helpers shared by the benchmarks: run a request closure
+//! with N workers for a number of requests, collect latencies, print rows.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Latencies of one measured run.
+pub struct Sample {
+    pub total: Vec<Duration>,
+    pub first_byte: Vec<Duration>,
+    pub wall: Duration,
+    pub errors: usize,
+}
+
+/// Runs `requests` calls of `one` over `workers` concurrent tasks. `one`
+/// returns (time to first byte, total time) or an error string.
+pub async fn run<F, Fut>(workers: usize, requests: usize, one: F) -> Sample
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(Duration, Duration), String>> + Send,
+{
+    let next = Arc::new(AtomicUsize::new(0));
+    let one = Arc::new(one);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..workers {
+        let (next, one) = (next.clone(), one.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut out = (Vec::new(), Vec::new(), 0usize);
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= requests {
+                    break out;
+                }
+                match one(i).await {
+                    Ok((fb, t)) => {
+                        out.0.push(t);
+                        out.1.push(fb);
+                    }
+                    Err(_) => out.2 += 1,
+                }
+            }
+        }));
+    }
+    let mut sample = Sample {
+        total: Vec::new(),
+        first_byte: Vec::new(),
+        wall: Duration::ZERO,
+        errors: 0,
+    };
+    for t in tasks {
+        if let Ok((total, fb, errors)) = t.await {
+            sample.total.extend(total);
+            sample.first_byte.extend(fb);
+            sample.errors += errors;
+        }
+    }
+    sample.wall = started.elapsed();
+    sample
+}
+
+impl Sample {
+    pub fn merge(&mut self, other: Sample) {
+        self.total.extend(other.total);
+        self.first_byte.extend(other.first_byte);
+        self.wall += other.wall;
+        self.errors += other.errors;
+    }
+
+    pub fn empty() -> Self {
+        Sample {
+            total: Vec::new(),
+            first_byte: Vec::new(),
+            wall: Duration::ZERO,
+            errors: 0,
+        }
+    }
+
+    pub fn rps(&self) -> f64 {
+        self.total.len() as f64 / self.wall.as_secs_f64().max(1e-9)
+    }
+}
+
+pub fn percentile(values: &[Duration], p: f64) -> Duration {
+    if values.is_empty() {
+        return Duration::ZERO;
+    }
+    let mut v = values.to_vec();
+    v.sort();
+    let idx = ((v.len() as f64 - 1.0) * p).round() as usize;
+    v[idx.min(v.len() - 1)]
+}
+
+pub fn us(d: Duration) -> String {
+    format!("{:.0}", d.as_secs_f64() * 1e6)
+}
+
+pub fn header() {
+    println!(
+        "{:<34} {:>9} {:>9} {:>9} {:>10} {:>10} {:>7}",
+        "scenario", "req/s", "p50 µs", "p99 µs", "ttfb p50", "ttfb p99", "errors"
+    );
+}
+
+pub fn row(name: &str, s: &Sample) {
+    println!(
+        "{:<34} {:>9.0} {:>9} {:>9} {:>10} {:>10} {:>7}",
+        name,
+        s.rps(),
+        us(percentile(&s.total, 0.5)),
+        us(percentile(&s.total, 0.99)),
+        us(percentile(&s.first_byte, 0.5)),
+        us(percentile(&s.first_byte, 0.99)),
+        s.errors
+    );
+}
