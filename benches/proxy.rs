@@ -7,6 +7,9 @@
 //! `cargo bench --bench proxy` (or `bench/proxy.sh`); options:
 //! `-- --requests N --workers N --rounds N`.
 
+// A benchmark that cannot set up should stop loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 #[path = "../tests/common/fake_ollama.rs"]
 #[allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod fake_ollama;
