@@ -40,7 +40,7 @@ use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use cache::VerdictCache;
-use config::{Config, secs};
+use config::Config;
 use guard::Guard;
 use upstream::Upstream;
 
@@ -56,13 +56,10 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Builds the state from a validated config.
+    /// Builds the state from a validated config. Needs a Tokio runtime: the
+    /// Redis supervisor starts in the background (Redis need not be up).
     pub fn new(config: Config) -> anyhow::Result<Self> {
-        let cache = if config.cache.enabled {
-            VerdictCache::memory(config.cache.max_size, secs(config.cache.ttl as f64))
-        } else {
-            VerdictCache::disabled()
-        };
+        let cache = VerdictCache::from_config(&config).map_err(anyhow::Error::msg)?;
         let guard =
             Guard::new(&config, Arc::new(cache)).map_err(|p| anyhow::anyhow!(p.join("; ")))?;
         let upstream = Upstream::new(&config.ollama).context("building the HTTP client")?;

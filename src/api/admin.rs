@@ -1,37 +1,140 @@
-//! ollama-guard's own endpoints: liveness and the cache's state.
+//! ollama-guard's own endpoints: liveness and the verdict cache's state.
 
 use std::sync::atomic::Ordering;
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::{HeaderMap, header};
 use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
 
 use crate::AppState;
+use crate::cache::VerdictCache;
+use crate::error::ProxyError;
 
 /// Liveness: the process serves requests. Says nothing of Ollama or Redis.
 pub async fn health() -> Json<Value> {
     Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
 }
 
+/// The tier serving verdicts now: `redis`, `memory` or `disabled`.
+fn effective_backend(cache: &VerdictCache) -> &'static str {
+    match (&cache.l2, cache.enabled()) {
+        (_, false) => "disabled",
+        (Some(l2), true) if l2.is_available() => "redis",
+        _ => "memory",
+    }
+}
+
+/// Whether Redis is configured but away, so verdicts are not shared now.
+fn fallback_active(cache: &VerdictCache) -> bool {
+    cache.l2.as_ref().is_some_and(|l2| !l2.is_available())
+}
+
 pub async fn cache_stats(State(state): State<AppState>) -> Json<Value> {
-    let c = &state.guard.cache.counters;
-    let l1 = c.l1_hits.load(Ordering::Relaxed);
-    let l2 = c.l2_hits.load(Ordering::Relaxed);
-    let misses = c.misses.load(Ordering::Relaxed);
+    let cache = &state.guard.cache;
+    let c = &cache.counters;
+    let (l1, l2, misses) = (
+        c.l1_hits.load(Ordering::Relaxed),
+        c.l2_hits.load(Ordering::Relaxed),
+        c.misses.load(Ordering::Relaxed),
+    );
     let total = l1 + l2 + misses;
     let hit_rate = if total == 0 {
         0.0
     } else {
-        (l1 + l2) as f64 * 100.0 / total as f64
+        ((l1 + l2) as f64 * 10_000.0 / total as f64).round() / 100.0
+    };
+    let redis_info = match &cache.l2 {
+        Some(l2) if l2.is_available() => l2.info().await,
+        _ => None,
     };
     Json(json!({
-        "backend": "memory",
+        "backend": effective_backend(cache),
+        "configured_backend": cache.backend,
         "hits": l1 + l2,
         "misses": misses,
-        "hit_rate": (hit_rate * 100.0).round() / 100.0,
+        "hit_rate": hit_rate,
         "total_requests": total,
         "l1_hits": l1,
         "l2_hits": l2,
-        "l1_size": state.guard.cache.l1_len(),
+        "scans": c.scans.load(Ordering::Relaxed),
+        "errors": cache.l2.as_ref().map_or(0, |t| t.errors.load(Ordering::Relaxed)),
+        "fallback_active": fallback_active(cache),
+        "l1_size": cache.l1_len(),
+        "ttl_seconds": cache.ttl.as_secs(),
+        "key_prefix": state.config.redis.key_prefix,
+        "redis_info": redis_info,
     }))
+}
+
+/// 200 while requests are served; `status` says how well.
+pub async fn cache_health(State(state): State<AppState>) -> Json<Value> {
+    let cache = &state.guard.cache;
+    let ping = match &cache.l2 {
+        Some(l2) if l2.is_available() => l2.ping().await,
+        _ => None,
+    };
+    let status = if !cache.enabled() {
+        "disabled"
+    } else if fallback_active(cache) {
+        "degraded"
+    } else {
+        "healthy"
+    };
+    Json(json!({
+        "status": status,
+        "backend": effective_backend(cache),
+        "redis_configured": cache.l2.is_some(),
+        "redis_connected": cache.l2.as_ref().is_some_and(|l2| l2.is_available()),
+        "redis_ping": ping.is_some(),
+        "latency_ms": ping.map(|d| (d.as_secs_f64() * 1e5).round() / 100.0),
+    }))
+}
+
+/// Checks the admin token from `Authorization: Bearer …` or `X-Admin-Token`.
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ProxyError> {
+    let Some(expected) = state.config.admin.token.as_deref() else {
+        return Err(ProxyError::AdminDisabled);
+    };
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let given = bearer
+        .or_else(|| headers.get("x-admin-token").and_then(|v| v.to_str().ok()))
+        .unwrap_or("");
+    if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+        Ok(())
+    } else {
+        Err(ProxyError::Unauthorized)
+    }
+}
+
+/// Removes this deployment's verdicts from Redis (by key prefix) and clears
+/// the L1 of every instance (this one directly, the others over pub/sub).
+pub async fn cache_clear(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, crate::error::ApiError> {
+    authorize(&state, &headers)?;
+    let cache = &state.guard.cache;
+    let l1_entries = cache.l1_len();
+    cache.clear_local();
+    let redis = match &cache.l2 {
+        Some(l2) if l2.is_available() => match l2.clear().await {
+            Ok((keys, told)) => {
+                json!({ "cleared": true, "keys_deleted": keys, "instances_notified": told })
+            }
+            Err(e) => json!({ "cleared": false, "error": e }),
+        },
+        Some(_) => {
+            json!({ "cleared": false, "error": "Redis is not connected; only this instance's memory was cleared" })
+        }
+        None => Value::Null,
+    };
+    tracing::info!(l1_entries, "cache cleared by admin call");
+    Ok(Json(
+        json!({ "status": "ok", "l1_entries_cleared": l1_entries, "redis": redis }),
+    ))
 }

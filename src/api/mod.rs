@@ -63,7 +63,9 @@ const GUARDED: &[(&str, Route)] = &[
 pub fn app(state: AppState) -> Router {
     let mut router = Router::new()
         .route("/health", get(admin::health))
-        .route("/cache/stats", get(admin::cache_stats));
+        .route("/cache/stats", get(admin::cache_stats))
+        .route("/cache/health", get(admin::cache_health))
+        .route("/cache/clear", post(admin::cache_clear));
     for path in PASSTHROUGH {
         router = router.route(path, any(passthrough));
     }

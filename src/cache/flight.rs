@@ -8,27 +8,28 @@ use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
 
 use super::CacheKey;
-use crate::scan::{ScanError, Verdict};
 
-type Flight = Shared<BoxFuture<'static, Result<Arc<Verdict>, ScanError>>>;
-
-#[derive(Default)]
-pub struct Flights {
-    in_flight: Mutex<HashMap<CacheKey, Flight>>,
+/// Concurrent lookups in progress, by key; `T` is what a flight yields.
+pub struct Flights<T: Clone> {
+    in_flight: Mutex<HashMap<CacheKey, Shared<BoxFuture<'static, T>>>>,
 }
 
-impl Flights {
+impl<T: Clone> Default for Flights<T> {
+    fn default() -> Self {
+        Self {
+            in_flight: Mutex::default(),
+        }
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> Flights<T> {
     /// Runs `work` unless a flight for `key` is already under way, in which
     /// case waits for that one. The bool says whether this call led the flight.
     /// The flight finishes even if its leader is cancelled, as long as anyone
     /// still waits on it.
-    pub async fn run<F>(
-        self: &Arc<Self>,
-        key: CacheKey,
-        work: F,
-    ) -> (Result<Arc<Verdict>, ScanError>, bool)
+    pub async fn run<F>(self: &Arc<Self>, key: CacheKey, work: F) -> (T, bool)
     where
-        F: Future<Output = Result<Arc<Verdict>, ScanError>> + Send + 'static,
+        F: Future<Output = T> + Send + 'static,
     {
         let (flight, leader) = {
             let mut map = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());

@@ -3,11 +3,14 @@
 //! values are verdicts only, never scanned text. Errors are never cached.
 //!
 //! Lookup: L1 → L2 (promoted to L1 on a hit) → scan once → write L1, and L2
-//! in the background so the reply never waits for Redis.
+//! in the background so the reply never waits for Redis. When Redis is away
+//! the L2 step is skipped without waiting (see `redis.rs`).
 
 mod flight;
 pub mod key;
 pub mod memory;
+pub mod redis;
+mod supervisor;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -16,9 +19,11 @@ use std::time::Duration;
 
 pub use key::{CacheKey, KeyParts, policy_fingerprint};
 
+use crate::config::{CacheBackend, Config, secs};
 use crate::scan::{ScanError, Verdict};
 use flight::Flights;
 use memory::MemoryCache;
+use redis::RedisTier;
 
 /// Where a verdict came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -53,11 +58,17 @@ pub struct Counters {
     pub scans: AtomicU64,
 }
 
+type Flight = Result<(Arc<Verdict>, Tier), ScanError>;
+
 pub struct VerdictCache {
     /// `None` when `cache.enabled` is false: every lookup scans.
-    l1: Option<MemoryCache>,
-    flights: Arc<Flights>,
-    pub counters: Counters,
+    l1: Option<Arc<MemoryCache>>,
+    /// `None` for the memory backend (or `redis.enabled: false`).
+    pub l2: Option<Arc<RedisTier>>,
+    flights: Arc<Flights<Flight>>,
+    pub counters: Arc<Counters>,
+    pub ttl: Duration,
+    pub backend: CacheBackend,
 }
 
 impl VerdictCache {
@@ -65,21 +76,51 @@ impl VerdictCache {
     pub fn disabled() -> Self {
         Self {
             l1: None,
+            l2: None,
             flights: Arc::default(),
-            counters: Counters::default(),
+            counters: Arc::default(),
+            ttl: Duration::ZERO,
+            backend: CacheBackend::Memory,
         }
     }
 
-    pub fn memory(max_size: usize, ttl: Duration) -> Self {
-        Self {
-            l1: Some(MemoryCache::new(max_size, ttl)),
-            flights: Arc::default(),
-            counters: Counters::default(),
+    /// The cache the config asks for. With Redis configured this spawns the
+    /// background supervisor and returns at once: Redis being down at
+    /// start-up is normal, lookups simply skip L2 until it connects.
+    pub fn from_config(config: &Config) -> Result<Self, String> {
+        if !config.cache.enabled {
+            return Ok(Self::disabled());
         }
+        let ttl = secs(config.cache.ttl as f64);
+        let l1 = Arc::new(MemoryCache::new(config.cache.max_size, ttl));
+        let use_redis = config.redis.enabled && config.cache.backend != CacheBackend::Memory;
+        let l2 = if use_redis {
+            let tier = Arc::new(RedisTier::new(&config.redis, config.cache.ttl)?);
+            supervisor::spawn(
+                tier.clone(),
+                l1.clone(),
+                secs(config.redis.health_check_interval),
+            );
+            Some(tier)
+        } else {
+            None
+        };
+        Ok(Self {
+            l1: Some(l1),
+            l2,
+            flights: Arc::default(),
+            counters: Arc::default(),
+            ttl,
+            backend: config.cache.backend,
+        })
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.l1.is_some()
     }
 
     pub fn l1_len(&self) -> usize {
-        self.l1.as_ref().map_or(0, MemoryCache::len)
+        self.l1.as_ref().map_or(0, |l1| l1.len())
     }
 
     /// The verdict for `key`, from a tier or by running `scan` (once, however
@@ -100,20 +141,54 @@ impl VerdictCache {
             self.counters.l1_hits.fetch_add(1, Ordering::Relaxed);
             return (Ok(v), Tier::L1);
         }
-        self.counters.misses.fetch_add(1, Ordering::Relaxed);
-        let (result, leader) = self
-            .flights
-            .run(key.clone(), async move { scan.await.map(Arc::new) })
-            .await;
-        if leader {
-            self.counters.scans.fetch_add(1, Ordering::Relaxed);
-            if let Ok(v) = &result {
-                l1.put(key, v.clone(), None);
-            }
+        let work = Self::fill(
+            self.l2.clone(),
+            l1.clone(),
+            self.counters.clone(),
+            key.clone(),
+            scan,
+        );
+        let (result, _leader) = self.flights.run(key, work).await;
+        let counter = match &result {
+            Ok((_, Tier::L2)) => &self.counters.l2_hits,
+            _ => &self.counters.misses,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        match result {
+            Ok((v, tier)) => (Ok(v), tier),
+            Err(e) => (Err(e), Tier::Miss),
         }
-        (result, Tier::Miss)
     }
 
+    /// One flight: L2, else scan; fills L1 and (in the background) L2.
+    async fn fill<F>(
+        l2: Option<Arc<RedisTier>>,
+        l1: Arc<MemoryCache>,
+        counters: Arc<Counters>,
+        key: CacheKey,
+        scan: F,
+    ) -> Flight
+    where
+        F: Future<Output = Result<Verdict, ScanError>> + Send + 'static,
+    {
+        if let Some(l2) = l2.as_ref().filter(|t| t.is_available())
+            && let Some((verdict, remaining)) = l2.get(&key).await
+        {
+            let verdict = Arc::new(verdict);
+            l1.put(key, verdict.clone(), remaining);
+            return Ok((verdict, Tier::L2));
+        }
+        counters.scans.fetch_add(1, Ordering::Relaxed);
+        let verdict = Arc::new(scan.await?);
+        l1.put(key.clone(), verdict.clone(), None);
+        if let Some(l2) = l2.filter(|t| t.is_available()) {
+            let v = verdict.clone();
+            tokio::spawn(async move { l2.put(&key, &v).await });
+        }
+        Ok((verdict, Tier::Miss))
+    }
+
+    /// Clears this instance's L1.
     pub fn clear_local(&self) {
         if let Some(l1) = &self.l1 {
             l1.clear();

@@ -7,6 +7,7 @@
 //! block, redact and report behaviour without writing it again.
 
 mod ban_substrings;
+mod delay;
 pub mod invisible_text;
 pub mod pipeline;
 mod regex;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::pipeline::{Configured, Pipeline};
-use super::{Mode, Scanner, ban_substrings, invisible_text, regex};
+use super::{Mode, Scanner, ban_substrings, delay, invisible_text, regex};
 
 /// One entry of `scanners.input[]` or `scanners.output[]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -18,6 +18,7 @@ pub enum ScannerSpec {
     BanSubstrings(ban_substrings::Config),
     Regex(regex::Config),
     InvisibleText(invisible_text::Config),
+    Delay(delay::Config),
 }
 
 /// What every scanner config shares, read off whichever variant it is.
@@ -34,6 +35,7 @@ impl ScannerSpec {
             Self::BanSubstrings(c) => ("ban_substrings", &c.name, c.mode),
             Self::Regex(c) => ("regex", &c.name, c.mode),
             Self::InvisibleText(c) => ("invisible_text", &c.name, c.mode),
+            Self::Delay(c) => ("delay", &c.name, c.mode),
         };
         Common {
             kind,
@@ -54,6 +56,7 @@ impl ScannerSpec {
             Self::BanSubstrings(c) => Arc::new(c.build()?),
             Self::Regex(c) => Arc::new(c.build()?),
             Self::InvisibleText(c) => Arc::new(c.build()?),
+            Self::Delay(c) => Arc::new(c.build()?),
         };
         let common = self.common();
         if common.mode == Mode::Redact && !scanner.can_redact() {

@@ -9,6 +9,7 @@
 )]
 
 pub mod fake_ollama;
+pub mod redis_server;
 
 use std::net::SocketAddr;
 
@@ -17,6 +18,7 @@ use ollama_guard::{AppState, run};
 use tokio::sync::oneshot;
 
 pub use fake_ollama::{FakeOllama, Recorded, Script, StreamEnd};
+pub use redis_server::RedisServer;
 
 /// A running ollama-guard on 127.0.0.1:0; stopped on drop.
 pub struct Proxy {
@@ -83,6 +85,42 @@ pub fn client() -> reqwest::Client {
         .no_proxy()
         .build()
         .expect("client")
+}
+
+/// Config for a proxy sharing verdicts through the Redis at `redis_url`,
+/// probing every 100 ms so recovery tests run quickly.
+pub fn redis_config(upstream: &str, redis_url: &str, yaml: &str) -> Config {
+    let yaml = format!(
+        "{yaml}\ncache:\n  backend: redis\nredis:\n  url: {redis_url}\n  health_check_interval: 0.1\nadmin:\n  token: test-admin-token-0123\n"
+    );
+    config(upstream, &yaml)
+}
+
+/// GETs a JSON endpoint of the proxy.
+pub async fn get_json(url: &str) -> serde_json::Value {
+    client()
+        .get(url)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json")
+}
+
+/// Polls `check` every 20 ms for up to 10 s; true once it holds.
+pub async fn eventually<F, Fut>(mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..500 {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    false
 }
 
 /// Reads a streamed body chunk by chunk, as the client received it.

@@ -1,0 +1,409 @@
+//! L2: verdicts in Redis, shared by every instance. Every command is bounded
+//! by `redis.socket_timeout`; after [`FAILURES_TO_OPEN`] failures in a row the
+//! breaker opens and lookups skip Redis with no wait at all until the
+//! supervisor (see `supervisor.rs`) has reconnected.
+//!
+//! Keys: `{key_prefix}verdict:{sha256 hex}`. Values: the verdict as JSON
+//! (findings, redaction offsets), never the scanned text.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Client, RedisError};
+
+use super::CacheKey;
+use crate::config::{RedisConfig, mask_url_password, secs};
+use crate::scan::Verdict;
+
+/// Consecutive command failures that open the breaker.
+pub const FAILURES_TO_OPEN: u32 = 3;
+/// Time allowed to each command of an admin call (SCAN, UNLINK, INFO).
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Keys asked for per SCAN step and removed per UNLINK.
+const CLEAR_BATCH: usize = 1000;
+
+pub struct RedisTier {
+    client: Client,
+    /// Where Redis is, with any password masked, for logs.
+    pub display_url: String,
+    /// Open connections (requests are multiplexed over them); empty while
+    /// Redis is away.
+    conns: RwLock<Vec<MultiplexedConnection>>,
+    next: AtomicUsize,
+    failures: AtomicU32,
+    /// Whether Redis has been reachable at least once since start.
+    pub ever_connected: AtomicBool,
+    /// Errors talking to Redis (timeouts, refused connections, bad replies).
+    pub errors: AtomicU64,
+    /// The last problem logged, so each state change is logged once.
+    last_logged: Mutex<Option<String>>,
+    pub prefix: String,
+    ttl_secs: u64,
+    pub socket_timeout: Duration,
+    pub connect_timeout: Duration,
+    max_connections: usize,
+}
+
+/// The URL to connect to: `redis.url` if set (with `redis.password` and
+/// `redis.username` filled in when the URL has none), else one built from
+/// host, port, db, username, password and ssl.
+pub fn connection_url(cfg: &RedisConfig) -> Result<reqwest::Url, String> {
+    let mut url = match &cfg.url {
+        Some(u) => reqwest::Url::parse(u).map_err(|e| format!("redis.url: {e}"))?,
+        None => {
+            let scheme = if cfg.ssl { "rediss" } else { "redis" };
+            reqwest::Url::parse(&format!("{scheme}://{}:{}/{}", cfg.host, cfg.port, cfg.db))
+                .map_err(|e| format!("redis.host: {e}"))?
+        }
+    };
+    if url.username().is_empty()
+        && let Some(user) = &cfg.username
+    {
+        url.set_username(user)
+            .map_err(|()| "redis.username cannot be used in a URL".to_string())?;
+    }
+    if url.password().is_none()
+        && let Some(pass) = &cfg.password
+    {
+        url.set_password(Some(pass))
+            .map_err(|()| "redis.password cannot be used in a URL".to_string())?;
+    }
+    Ok(url)
+}
+
+impl RedisTier {
+    pub fn new(cfg: &RedisConfig, ttl_secs: u64) -> Result<Self, String> {
+        let url = connection_url(cfg)?;
+        let client = Client::open(url.as_str()).map_err(|e| format!("redis: {e}"))?;
+        Ok(Self {
+            client,
+            display_url: mask_url_password(url.as_str()),
+            conns: RwLock::new(Vec::new()),
+            next: AtomicUsize::new(0),
+            failures: AtomicU32::new(0),
+            ever_connected: AtomicBool::new(false),
+            errors: AtomicU64::new(0),
+            last_logged: Mutex::new(None),
+            prefix: cfg.key_prefix.clone(),
+            ttl_secs,
+            socket_timeout: secs(cfg.socket_timeout),
+            connect_timeout: secs(cfg.socket_connect_timeout),
+            max_connections: cfg.max_connections,
+        })
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn key(&self, key: &CacheKey) -> String {
+        format!("{}verdict:{}", self.prefix, key.0)
+    }
+
+    /// The pub/sub channel that carries "clear your L1" to every instance.
+    pub fn clear_channel(&self) -> String {
+        format!("{}clear", self.prefix)
+    }
+
+    /// Whether lookups go to Redis now (connected, breaker closed).
+    pub fn is_available(&self) -> bool {
+        !self
+            .conns
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+    }
+
+    fn conn(&self) -> Option<MultiplexedConnection> {
+        let conns = self.conns.read().unwrap_or_else(|p| p.into_inner());
+        if conns.is_empty() {
+            return None;
+        }
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % conns.len();
+        Some(conns[i].clone())
+    }
+
+    /// Runs one command against an open connection within the socket
+    /// timeout; `None` when Redis is unavailable or the command failed.
+    async fn run<T, F, Fut>(&self, timeout: Duration, what: &str, f: F) -> Option<T>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = Result<T, RedisError>>,
+    {
+        let conn = self.conn()?;
+        match tokio::time::timeout(timeout, f(conn)).await {
+            Ok(Ok(v)) => {
+                self.failures.store(0, Ordering::Relaxed);
+                Some(v)
+            }
+            Ok(Err(e)) => {
+                self.record_failure(&format!("{what}: {e}"));
+                None
+            }
+            Err(_) => {
+                self.record_failure(&format!("{what}: no answer within {timeout:?}"));
+                None
+            }
+        }
+    }
+
+    /// Counts a failure; opens the breaker after enough in a row.
+    pub fn record_failure(&self, problem: &str) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::debug!(problem, failures = n, "redis command failed");
+        if n >= FAILURES_TO_OPEN && self.disconnect() {
+            self.log_problem(&format!(
+                "Redis unavailable ({problem}); serving verdicts from memory until it is back"
+            ));
+        }
+    }
+
+    /// Drops the connections; true if there were any (a state change).
+    fn disconnect(&self) -> bool {
+        let mut conns = self.conns.write().unwrap_or_else(|p| p.into_inner());
+        let had = !conns.is_empty();
+        conns.clear();
+        had
+    }
+
+    /// Logs a problem at warn level unless it is the one logged last.
+    pub fn log_problem(&self, message: &str) {
+        let mut last = self.last_logged.lock().unwrap_or_else(|p| p.into_inner());
+        if last.as_deref() != Some(message) {
+            tracing::warn!(redis = %self.display_url, "{message}");
+            *last = Some(message.to_string());
+        }
+    }
+
+    /// Opens `max_connections` connections and checks them with PING.
+    pub async fn connect(&self) -> Result<(), String> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(Some(self.socket_timeout));
+        let mut fresh = Vec::with_capacity(self.max_connections);
+        for _ in 0..self.max_connections {
+            let attempt = async {
+                let mut c = self
+                    .client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await?;
+                redis::cmd("PING").query_async::<()>(&mut c).await?;
+                Ok::<_, RedisError>(c)
+            };
+            match tokio::time::timeout(self.connect_timeout + self.socket_timeout, attempt).await {
+                Ok(Ok(c)) => fresh.push(c),
+                Ok(Err(e)) => return Err(describe(&e)),
+                Err(_) => return Err(format!("no answer within {:?}", self.connect_timeout)),
+            }
+        }
+        *self.conns.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+        self.failures.store(0, Ordering::Relaxed);
+        self.ever_connected.store(true, Ordering::Relaxed);
+        *self.last_logged.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        Ok(())
+    }
+
+    /// The stored verdict and its remaining lifetime.
+    pub async fn get(&self, key: &CacheKey) -> Option<(Verdict, Option<Duration>)> {
+        let k = self.key(key);
+        let (raw, pttl): (Option<Vec<u8>>, i64) = self
+            .run(self.socket_timeout, "GET", |mut c| async move {
+                redis::pipe()
+                    .get(&k)
+                    .cmd("PTTL")
+                    .arg(&k)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        let verdict = match serde_json::from_slice(&raw?) {
+            Ok(v) => v,
+            Err(e) => {
+                self.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "unreadable verdict in Redis; scanning again");
+                return None;
+            }
+        };
+        let ttl = u64::try_from(pttl).ok().map(Duration::from_millis);
+        Some((verdict, ttl))
+    }
+
+    /// Stores a verdict with the cache TTL.
+    pub async fn put(&self, key: &CacheKey, verdict: &Verdict) {
+        let Ok(value) = serde_json::to_vec(verdict) else {
+            return;
+        };
+        let (k, ttl) = (self.key(key), self.ttl_secs);
+        self.run(self.socket_timeout, "SET", |mut c| async move {
+            redis::cmd("SET")
+                .arg(&k)
+                .arg(value)
+                .arg("EX")
+                .arg(ttl)
+                .query_async::<()>(&mut c)
+                .await
+        })
+        .await;
+    }
+
+    /// Round-trip time of a PING, or `None`.
+    pub async fn ping(&self) -> Option<Duration> {
+        let started = Instant::now();
+        self.run(self.socket_timeout, "PING", |mut c| async move {
+            redis::cmd("PING").query_async::<()>(&mut c).await
+        })
+        .await?;
+        Some(started.elapsed())
+    }
+
+    /// Removes every key under the prefix (SCAN + UNLINK in batches, never
+    /// KEYS or FLUSHDB), then tells every instance to clear its L1. Returns
+    /// (keys removed, instances that received the message).
+    pub async fn clear(&self) -> Result<(u64, u64), String> {
+        let mut conn = self.conn().ok_or("Redis is not connected")?;
+        let pattern = format!("{}*", glob_escape(&self.prefix));
+        let mut cursor: u64 = 0;
+        let mut removed = 0u64;
+        loop {
+            let mut scan = redis::cmd("SCAN");
+            scan.arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(CLEAR_BATCH);
+            let (next, keys): (u64, Vec<String>) = admin(scan.query_async(&mut conn)).await?;
+            if !keys.is_empty() {
+                removed += admin(
+                    redis::cmd("UNLINK")
+                        .arg(&keys)
+                        .query_async::<u64>(&mut conn),
+                )
+                .await?;
+            }
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+        }
+        let told = admin(
+            redis::cmd("PUBLISH")
+                .arg(self.clear_channel())
+                .arg("clear")
+                .query_async::<u64>(&mut conn),
+        )
+        .await?;
+        Ok((removed, told))
+    }
+
+    /// `connected_clients`, `used_memory` and the key count, from INFO and DBSIZE.
+    pub async fn info(&self) -> Option<serde_json::Value> {
+        let (clients, memory, keys): (String, String, u64) = self
+            .run(ADMIN_TIMEOUT, "INFO", |mut c| async move {
+                redis::pipe()
+                    .cmd("INFO")
+                    .arg("clients")
+                    .cmd("INFO")
+                    .arg("memory")
+                    .cmd("DBSIZE")
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        let field = |text: &str, name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                .map(|v| v.trim().to_string())
+        };
+        let number = |v: Option<String>| v.and_then(|s| s.parse::<u64>().ok());
+        Some(serde_json::json!({
+            "connected_clients": number(field(&clients, "connected_clients")),
+            "used_memory": number(field(&memory, "used_memory")),
+            "used_memory_human": field(&memory, "used_memory_human"),
+            "total_keys": keys,
+        }))
+    }
+}
+
+async fn admin<T>(f: impl Future<Output = Result<T, RedisError>>) -> Result<T, String> {
+    match tokio::time::timeout(ADMIN_TIMEOUT, f).await {
+        Ok(r) => r.map_err(|e| describe(&e)),
+        Err(_) => Err(format!("Redis did not answer within {ADMIN_TIMEOUT:?}")),
+    }
+}
+
+/// A connection error in words an operator can act on.
+pub fn describe(e: &RedisError) -> String {
+    let text = e.to_string();
+    let lower = text.to_lowercase();
+    if lower.contains("wrongpass")
+        || lower.contains("noauth")
+        || lower.contains("authentication")
+        || lower.contains("invalid password")
+    {
+        format!(
+            "authentication failed: check redis.password / REDIS_PASSWORD (and redis.username) ({text})"
+        )
+    } else if e.is_connection_refusal() {
+        format!("connection refused ({text})")
+    } else {
+        text
+    }
+}
+
+/// Escapes Redis glob characters so a prefix matches only itself.
+fn glob_escape(prefix: &str) -> String {
+    let mut out = String::with_capacity(prefix.len());
+    for c in prefix.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_is_built_from_parts_or_taken_whole() {
+        let mut cfg = RedisConfig {
+            host: "cache".into(),
+            port: 6380,
+            db: 2,
+            password: Some("p@ss".into()),
+            ..RedisConfig::default()
+        };
+        assert_eq!(
+            connection_url(&cfg).expect("url").as_str(),
+            "redis://:p%40ss@cache:6380/2"
+        );
+        cfg.ssl = true;
+        cfg.username = Some("app".into());
+        assert_eq!(
+            connection_url(&cfg).expect("url").as_str(),
+            "rediss://app:p%40ss@cache:6380/2"
+        );
+        cfg.url = Some("redis://other:1/3".into());
+        assert_eq!(
+            connection_url(&cfg).expect("url").as_str(),
+            "redis://app:p%40ss@other:1/3",
+            "URL wins, secrets fill in"
+        );
+        cfg.url = Some("redis://u:inurl@other:1/3".into());
+        assert_eq!(
+            connection_url(&cfg).expect("url").as_str(),
+            "redis://u:inurl@other:1/3"
+        );
+    }
+
+    #[test]
+    fn glob_characters_in_the_prefix_are_escaped() {
+        assert_eq!(glob_escape("app:*[x]?\\"), "app:\\*\\[x\\]\\?\\\\");
+    }
+}

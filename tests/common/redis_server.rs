@@ -1,0 +1,169 @@
+//! A real `redis-server` process per test, on a free port, with nothing
+//! written to disk. Tests can kill, restart, pause (SIGSTOP) and resume it.
+//! Killed on drop.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct RedisServer {
+    pub port: u16,
+    password: Option<String>,
+    child: Option<Child>,
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+impl RedisServer {
+    pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    pub fn start_with_password(password: &str) -> Self {
+        Self::start_with(Some(password.to_string()))
+    }
+
+    fn start_with(password: Option<String>) -> Self {
+        let mut server = Self {
+            port: free_port(),
+            password,
+            child: None,
+        };
+        server.spawn();
+        server
+    }
+
+    /// A server that is not running yet (for "Redis down at start-up").
+    pub fn not_started() -> Self {
+        Self {
+            port: free_port(),
+            password: None,
+            child: None,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        match &self.password {
+            Some(p) => format!("redis://:{p}@127.0.0.1:{}/0", self.port),
+            None => format!("redis://127.0.0.1:{}/0", self.port),
+        }
+    }
+
+    /// Starts the process (again, on the same port) and waits for PONG.
+    pub fn spawn(&mut self) {
+        let port = self.port.to_string();
+        let mut cmd = Command::new("redis-server");
+        cmd.args([
+            "--port",
+            &port,
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--protected-mode",
+            "no",
+        ]);
+        if let Some(p) = &self.password {
+            cmd.args(["--requirepass", p]);
+        }
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server runs (scripts/test.sh installs it)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.answers() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("redis-server on port {} did not start", self.port);
+    }
+
+    /// Whether the server answers PING (any reply, NOAUTH included).
+    fn answers(&self) -> bool {
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+        let mut buf = [0u8; 64];
+        s.write_all(b"PING\r\n").is_ok() && s.read(&mut buf).is_ok_and(|n| n > 0)
+    }
+
+    fn signal(&self, sig: &str) {
+        if let Some(child) = &self.child {
+            let ok = Command::new("kill")
+                .args([sig, &child.id().to_string()])
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "kill {sig} failed");
+        }
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// SIGSTOP: the process keeps its socket but answers nothing.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
+        let client = redis::Client::open(self.url()).expect("client");
+        client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("test connection to redis")
+    }
+
+    /// Every key and its value (strings only; others read as empty).
+    pub async fn dump(&self) -> Vec<(String, Vec<u8>)> {
+        let mut c = self.connection().await;
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("*")
+            .query_async(&mut c)
+            .await
+            .expect("KEYS");
+        let mut out = Vec::new();
+        for k in keys {
+            let v: Option<Vec<u8>> = redis::cmd("GET")
+                .arg(&k)
+                .query_async(&mut c)
+                .await
+                .unwrap_or(None);
+            out.push((k, v.unwrap_or_default()));
+        }
+        out
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.resume();
+        self.kill();
+    }
+}
