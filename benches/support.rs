@@ -84,6 +84,15 @@ impl Sample {
     }
 }
 
+/// `--name N` from the command line, or `default`.
+pub fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1)?.parse().ok())
+        .unwrap_or(default)
+}
+
 pub fn percentile(values: &[Duration], p: f64) -> Duration {
     if values.is_empty() {
         return Duration::ZERO;

@@ -1,0 +1,231 @@
+//! The verdict cache, measured in one run against a redis-server this
+//! benchmark starts on a free port:
+//! 1. lookup time of an L1 hit and of an L2 hit (Redis GET + PTTL);
+//! 2. end-to-end `/api/chat` latency when the verdict is a miss (a 200 ms
+//!    scanner runs), an L1 hit, and an L2 hit (scanned by another instance);
+//! 3. requests per second with Redis up, then while Redis is SIGSTOPped.
+//!
+//! `cargo bench --bench cache` (or `bench/cache.sh`); `-- --requests N` sets
+//! the requests per throughput round (default 10000).
+
+// A benchmark that cannot set up should stop loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "../tests/common/fake_ollama.rs"]
+#[allow(dead_code)]
+mod fake_ollama;
+#[path = "../tests/common/redis_server.rs"]
+#[allow(dead_code)]
+mod redis_server;
+mod support;
+
+use std::time::{Duration, Instant};
+
+use ollama_guard::cache::{CacheKey, KeyParts, VerdictCache};
+use ollama_guard::config::{Config, load_from};
+use ollama_guard::scan::{Direction, Verdict};
+use ollama_guard::{AppState, run};
+use serde_json::json;
+use support::{Sample, percentile, us};
+
+fn config(redis_url: &str, upstream: &str, scanners: &str) -> Config {
+    let yaml = format!(
+        "{scanners}\ncache: {{backend: redis}}\nredis: {{url: '{redis_url}', health_check_interval: 0.2}}\n"
+    );
+    load_from(&yaml, |k| (k == "OLLAMA_URL").then(|| upstream.to_string())).expect("config")
+}
+
+async fn start(config: Config) -> (String, AppState) {
+    let state = AppState::new(config).expect("state");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(run(listener, state.clone(), std::future::pending()));
+    wait_for_l2(&state.guard.cache).await;
+    (url, state)
+}
+
+async fn wait_for_l2(cache: &VerdictCache) {
+    for _ in 0..200 {
+        if cache.l2.as_ref().is_some_and(|l2| l2.is_available()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("Redis did not connect");
+}
+
+fn key(i: usize) -> CacheKey {
+    CacheKey::new(KeyParts {
+        policy: "bench",
+        direction: Direction::Input,
+        text: &format!("text {i}"),
+    })
+}
+
+fn stats(name: &str, mut v: Vec<Duration>) {
+    v.sort();
+    let mean = v.iter().sum::<Duration>() / v.len().max(1) as u32;
+    println!(
+        "{name:<40} mean {:>8} µs   p50 {:>8} µs   p99 {:>8} µs   (n={})",
+        format!("{:.2}", mean.as_secs_f64() * 1e6),
+        format!("{:.2}", percentile(&v, 0.5).as_secs_f64() * 1e6),
+        format!("{:.2}", percentile(&v, 0.99).as_secs_f64() * 1e6),
+        v.len()
+    );
+}
+
+async fn lookups(redis_url: &str, upstream: &str) {
+    let cfg = config(redis_url, upstream, "");
+    let cache = VerdictCache::from_config(&cfg).expect("cache");
+    wait_for_l2(&cache).await;
+    let l2 = cache.l2.clone().expect("l2");
+    let verdict = Verdict {
+        allowed: true,
+        ..Verdict::default()
+    };
+    for i in 0..2000 {
+        l2.put(&key(i), &verdict).await;
+    }
+    let (_, _) = cache
+        .get_or_scan(key(0), async { Ok(Verdict::default()) })
+        .await;
+    let mut l1 = Vec::new();
+    for _ in 0..20_000 {
+        let started = Instant::now();
+        let (v, _) = cache
+            .get_or_scan(key(0), async { Ok(Verdict::default()) })
+            .await;
+        l1.push(started.elapsed());
+        assert!(v.is_ok());
+    }
+    let mut l2_times = Vec::new();
+    for i in 0..2000 {
+        let started = Instant::now();
+        assert!(l2.get(&key(i)).await.is_some());
+        l2_times.push(started.elapsed());
+    }
+    println!("1. lookups");
+    stats("L1 hit (VerdictCache::get_or_scan)", l1);
+    stats("L2 hit (Redis GET+PTTL over loopback)", l2_times);
+}
+
+async fn chat(client: &reqwest::Client, url: &str, text: &str) -> (Duration, String) {
+    let body =
+        json!({"model": "m", "stream": false, "messages": [{"role": "user", "content": text}]});
+    let started = Instant::now();
+    let resp = client
+        .post(format!("{url}/api/chat"))
+        .json(&body)
+        .send()
+        .await
+        .expect("send");
+    let tier = resp
+        .headers()
+        .get("x-guard-cache")
+        .map(|v| v.to_str().unwrap_or("").to_string())
+        .unwrap_or_default();
+    let _ = resp.bytes().await.expect("body");
+    (started.elapsed(), tier)
+}
+
+async fn end_to_end(redis_url: &str, upstream: &str, client: &reqwest::Client) {
+    let costly = "scanners:\n  input: [{type: delay, millis: 200}]\n  output: []\n";
+    let (a, _) = start(config(redis_url, upstream, costly)).await;
+    let (b, _) = start(config(redis_url, upstream, costly)).await;
+    let (mut miss, mut l1, mut l2) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..30 {
+        let (t, tier) = chat(client, &a, &format!("miss {i}")).await;
+        assert_eq!(tier, "miss");
+        miss.push(t);
+    }
+    for _ in 0..2000 {
+        let (t, tier) = chat(client, &a, "miss 0").await;
+        assert_eq!(tier, "hit-l1");
+        l1.push(t);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await; // background L2 writes land
+    for i in 0..30 {
+        let (t, tier) = chat(client, &b, &format!("miss {i}")).await;
+        assert_eq!(tier, "hit-l2");
+        l2.push(t);
+    }
+    println!("\n2. end to end, /api/chat non-streamed, one client, a 200 ms input scanner");
+    stats("miss (scanner runs)", miss);
+    stats("L1 hit", l1);
+    stats("L2 hit (scanned by the other instance)", l2);
+}
+
+async fn throughput(
+    redis: &redis_server::RedisServer,
+    upstream: &str,
+    client: &reqwest::Client,
+    requests: usize,
+) {
+    let cheap =
+        "scanners:\n  input: [{type: ban_substrings, substrings: [forbidden]}]\n  output: []\n";
+    let (url, _) = start(config(&redis.url(), upstream, cheap)).await;
+    // Half the prompts repeat (hits), half are new (miss: L2 GET, scan, SET).
+    let one = move |c: reqwest::Client, url: String, round: usize| {
+        move |i: usize| {
+            let (c, url) = (c.clone(), url.clone());
+            async move {
+                let text = if i.is_multiple_of(2) {
+                    format!("repeat {}", i % 50)
+                } else {
+                    format!("new {round}-{i}")
+                };
+                let (t, _) = chat(&c, &url, &text).await;
+                Ok::<_, String>((t, t))
+            }
+        }
+    };
+    let mut up = Sample::empty();
+    let mut stopped = Sample::empty();
+    for round in 0..3 {
+        up.merge(support::run(16, requests, one(client.clone(), url.clone(), round * 2)).await);
+        redis.pause();
+        stopped.merge(
+            support::run(
+                16,
+                requests,
+                one(client.clone(), url.clone(), round * 2 + 1),
+            )
+            .await,
+        );
+        redis.resume();
+        tokio::time::sleep(Duration::from_millis(500)).await; // the probe reconnects
+    }
+    println!(
+        "\n3. throughput, 16 clients, half repeated prompts, Redis up vs SIGSTOPped (3 alternating rounds)"
+    );
+    support::header();
+    support::row("Redis up", &up);
+    support::row("Redis SIGSTOPped", &stopped);
+    println!(
+        "{:<34} ratio stopped/up {:.2}; slowest request while stopped {} µs (socket_timeout 250 ms)",
+        "",
+        stopped.rps() / up.rps(),
+        us(percentile(&stopped.total, 1.0))
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let redis = redis_server::RedisServer::start();
+    let fake = fake_ollama::FakeOllama::start().await;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    lookups(&redis.url(), &fake.url).await;
+    end_to_end(&redis.url(), &fake.url, &client).await;
+    throughput(
+        &redis,
+        &fake.url,
+        &client,
+        support::arg("--requests", 10_000),
+    )
+    .await;
+}
