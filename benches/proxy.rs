@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use ollama_guard::config::load_from;
 use ollama_guard::{AppState, run};
 use serde_json::json;
-use support::{Sample, header, row};
+use support::{Sample, arg, header, row};
 
 const SCANNERS: &str = r#"
 cache: {backend: memory}
@@ -34,15 +34,6 @@ scanners:
     - {type: ban_substrings, substrings: ["kill all humans"]}
     - {type: regex, mode: redact, patterns: ['sk-[A-Za-z0-9]{20,}']}
 "#;
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 async fn chat(
     client: reqwest::Client,
