@@ -78,7 +78,8 @@ fn stats(name: &str, mut v: Vec<Duration>) {
 
 async fn lookups(redis_url: &str, upstream: &str) {
     let cfg = config(redis_url, upstream, "");
-    let cache = VerdictCache::from_config(&cfg).expect("cache");
+    let metrics = ollama_guard::metrics::Metrics::new().expect("metrics");
+    let cache = VerdictCache::from_config(&cfg, &metrics).expect("cache");
     wait_for_l2(&cache).await;
     let l2 = cache.l2.clone().expect("l2");
     let verdict = Verdict {

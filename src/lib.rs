@@ -27,6 +27,7 @@ pub mod config;
 pub mod dialect;
 pub mod error;
 pub mod guard;
+pub mod metrics;
 pub mod proxy;
 pub mod scan;
 pub mod upstream;
@@ -42,6 +43,7 @@ use tokio::net::TcpListener;
 use cache::VerdictCache;
 use config::Config;
 use guard::Guard;
+use metrics::Metrics;
 use upstream::Upstream;
 
 /// How long streams in flight may run on after a shutdown signal.
@@ -53,20 +55,23 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub upstream: Arc<Upstream>,
     pub guard: Arc<Guard>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
     /// Builds the state from a validated config. Needs a Tokio runtime: the
     /// Redis supervisor starts in the background (Redis need not be up).
     pub fn new(config: Config) -> anyhow::Result<Self> {
-        let cache = VerdictCache::from_config(&config).map_err(anyhow::Error::msg)?;
-        let guard =
-            Guard::new(&config, Arc::new(cache)).map_err(|p| anyhow::anyhow!(p.join("; ")))?;
+        let metrics = Arc::new(Metrics::new().context("registering metrics")?);
+        let cache = VerdictCache::from_config(&config, &metrics).map_err(anyhow::Error::msg)?;
+        let guard = Guard::new(&config, Arc::new(cache), metrics.clone())
+            .map_err(|p| anyhow::anyhow!(p.join("; ")))?;
         let upstream = Upstream::new(&config.ollama).context("building the HTTP client")?;
         Ok(Self {
             config: Arc::new(config),
             upstream: Arc::new(upstream),
             guard: Arc::new(guard),
+            metrics,
         })
     }
 }

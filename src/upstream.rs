@@ -5,15 +5,15 @@
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{HeaderMap, Method, Response, header};
+use axum::http::{HeaderMap, Method, Response};
 use futures_util::TryStreamExt;
 
 use crate::config::{OllamaConfig, secs};
 use crate::error::ProxyError;
 
 /// Headers that describe one hop, not the message (RFC 9110 §7.6.1), plus
-/// `host` and `content-length`, which the client library sets itself.
-const HOP_BY_HOP: [&str; 10] = [
+/// `host`, which the client library sets itself.
+const HOP_BY_HOP: [&str; 9] = [
     "connection",
     "keep-alive",
     "proxy-authenticate",
@@ -23,7 +23,6 @@ const HOP_BY_HOP: [&str; 10] = [
     "transfer-encoding",
     "upgrade",
     "host",
-    "content-length",
 ];
 
 pub fn strip_hop_headers(headers: &mut HeaderMap) {
@@ -101,11 +100,7 @@ impl Upstream {
 pub fn relay(response: reqwest::Response) -> Response<Body> {
     let status = response.status();
     let mut headers = response.headers().clone();
-    let keep_length = headers.get(header::CONTENT_LENGTH).cloned();
     strip_hop_headers(&mut headers);
-    if let Some(len) = keep_length {
-        headers.insert(header::CONTENT_LENGTH, len);
-    }
     let body = Body::from_stream(response.bytes_stream().map_err(std::io::Error::other));
     let mut out = Response::new(body);
     *out.status_mut() = status;

@@ -1,6 +1,5 @@
-//! ollama-guard's own endpoints: liveness and the verdict cache's state.
-
-use std::sync::atomic::Ordering;
+//! The verdict cache's endpoints: `/cache/stats`, `/cache/health`, and the
+//! admin call `POST /cache/clear`.
 
 use axum::Json;
 use axum::extract::State;
@@ -11,11 +10,6 @@ use subtle::ConstantTimeEq;
 use crate::AppState;
 use crate::cache::VerdictCache;
 use crate::error::ProxyError;
-
-/// Liveness: the process serves requests. Says nothing of Ollama or Redis.
-pub async fn health() -> Json<Value> {
-    Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
-}
 
 /// The tier serving verdicts now: `redis`, `memory` or `disabled`.
 fn effective_backend(cache: &VerdictCache) -> &'static str {
@@ -34,11 +28,7 @@ fn fallback_active(cache: &VerdictCache) -> bool {
 pub async fn cache_stats(State(state): State<AppState>) -> Json<Value> {
     let cache = &state.guard.cache;
     let c = &cache.counters;
-    let (l1, l2, misses) = (
-        c.l1_hits.load(Ordering::Relaxed),
-        c.l2_hits.load(Ordering::Relaxed),
-        c.misses.load(Ordering::Relaxed),
-    );
+    let (l1, l2, misses) = (c.l1_hits.get(), c.l2_hits.get(), c.misses.get());
     let total = l1 + l2 + misses;
     let hit_rate = if total == 0 {
         0.0
@@ -58,8 +48,8 @@ pub async fn cache_stats(State(state): State<AppState>) -> Json<Value> {
         "total_requests": total,
         "l1_hits": l1,
         "l2_hits": l2,
-        "scans": c.scans.load(Ordering::Relaxed),
-        "errors": cache.l2.as_ref().map_or(0, |t| t.errors.load(Ordering::Relaxed)),
+        "scans": c.scans.get(),
+        "errors": cache.l2.as_ref().map_or(0, |t| t.errors.get()),
         "fallback_active": fallback_active(cache),
         "l1_size": cache.l1_len(),
         "ttl_seconds": cache.ttl.as_secs(),

@@ -10,15 +10,20 @@
 //! 4. `CatchPanicLayer`: a panic becomes a generic 500, never a dropped
 //!    connection.
 //!
+//! Route layer (matched routes only): `ops::track`, which counts requests by
+//! route template and status and keeps the in-flight gauge (a stream stays
+//! in flight until its body ends).
+//!
 //! Body limits are enforced by the handlers (413 in the route's error shape);
 //! admin calls check `admin.token` in their handler.
 
 mod admin;
+mod ops;
 
-use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, Request as HttpRequest};
 use axum::routing::{any, get, post};
+use axum::{Router, middleware};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -62,7 +67,9 @@ const GUARDED: &[(&str, Route)] = &[
 
 pub fn app(state: AppState) -> Router {
     let mut router = Router::new()
-        .route("/health", get(admin::health))
+        .route("/health", get(ops::health))
+        .route("/ready", get(ops::ready))
+        .route("/metrics", get(ops::metrics))
         .route("/cache/stats", get(admin::cache_stats))
         .route("/cache/health", get(admin::cache_health))
         .route("/cache/clear", post(admin::cache_clear));
@@ -83,9 +90,20 @@ pub fn app(state: AppState) -> Router {
         }))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(CatchPanicLayer::new());
-    router.fallback(not_found).layer(layers).with_state(state)
+    let metrics = state.metrics.clone();
+    router
+        .route_layer(middleware::from_fn_with_state(metrics, ops::track))
+        .fallback(not_found)
+        .layer(layers)
+        .with_state(state)
 }
 
-async fn not_found() -> ApiError {
+/// Unknown paths: a JSON 404, counted under the route `unmatched`.
+async fn not_found(State(state): State<AppState>) -> ApiError {
+    state
+        .metrics
+        .requests
+        .with_label_values(&["unmatched", "404"])
+        .inc();
     ProxyError::NotFound.into()
 }

@@ -14,12 +14,14 @@ mod supervisor;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use prometheus::IntCounter;
 
 pub use key::{CacheKey, KeyParts, policy_fingerprint};
 
 use crate::config::{CacheBackend, Config, secs};
+use crate::metrics::Metrics;
 use crate::scan::{ScanError, Verdict};
 use flight::Flights;
 use memory::MemoryCache;
@@ -48,14 +50,25 @@ impl Tier {
     }
 }
 
-/// Counters behind `/cache/stats`.
-#[derive(Default)]
+/// Counters behind `/cache/stats`; the same counters `/metrics` exports.
 pub struct Counters {
-    pub l1_hits: AtomicU64,
-    pub l2_hits: AtomicU64,
-    pub misses: AtomicU64,
+    pub l1_hits: IntCounter,
+    pub l2_hits: IntCounter,
+    pub misses: IntCounter,
     /// Scans actually run (misses minus those that joined a flight).
-    pub scans: AtomicU64,
+    pub scans: IntCounter,
+}
+
+impl Counters {
+    pub fn new(metrics: &Metrics) -> Self {
+        let lookups = |result: &str| metrics.cache_lookups.with_label_values(&[result]);
+        Self {
+            l1_hits: lookups("l1_hit"),
+            l2_hits: lookups("l2_hit"),
+            misses: lookups("miss"),
+            scans: metrics.scans.clone(),
+        }
+    }
 }
 
 type Flight = Result<(Arc<Verdict>, Tier), ScanError>;
@@ -73,12 +86,12 @@ pub struct VerdictCache {
 
 impl VerdictCache {
     /// The null cache: scans every time.
-    pub fn disabled() -> Self {
+    pub fn disabled(metrics: &Metrics) -> Self {
         Self {
             l1: None,
             l2: None,
             flights: Arc::default(),
-            counters: Arc::default(),
+            counters: Arc::new(Counters::new(metrics)),
             ttl: Duration::ZERO,
             backend: CacheBackend::Memory,
         }
@@ -87,15 +100,19 @@ impl VerdictCache {
     /// The cache the config asks for. With Redis configured this spawns the
     /// background supervisor and returns at once: Redis being down at
     /// start-up is normal, lookups simply skip L2 until it connects.
-    pub fn from_config(config: &Config) -> Result<Self, String> {
+    pub fn from_config(config: &Config, metrics: &Metrics) -> Result<Self, String> {
         if !config.cache.enabled {
-            return Ok(Self::disabled());
+            return Ok(Self::disabled(metrics));
         }
         let ttl = secs(config.cache.ttl as f64);
         let l1 = Arc::new(MemoryCache::new(config.cache.max_size, ttl));
         let use_redis = config.redis.enabled && config.cache.backend != CacheBackend::Memory;
         let l2 = if use_redis {
-            let tier = Arc::new(RedisTier::new(&config.redis, config.cache.ttl)?);
+            let tier = Arc::new(RedisTier::new(
+                &config.redis,
+                config.cache.ttl,
+                metrics.redis_errors.clone(),
+            )?);
             supervisor::spawn(
                 tier.clone(),
                 l1.clone(),
@@ -109,7 +126,7 @@ impl VerdictCache {
             l1: Some(l1),
             l2,
             flights: Arc::default(),
-            counters: Arc::default(),
+            counters: Arc::new(Counters::new(metrics)),
             ttl,
             backend: config.cache.backend,
         })
@@ -134,11 +151,11 @@ impl VerdictCache {
         F: Future<Output = Result<Verdict, ScanError>> + Send + 'static,
     {
         let Some(l1) = &self.l1 else {
-            self.counters.scans.fetch_add(1, Ordering::Relaxed);
+            self.counters.scans.inc();
             return (scan.await.map(Arc::new), Tier::Off);
         };
         if let Some(v) = l1.get(&key) {
-            self.counters.l1_hits.fetch_add(1, Ordering::Relaxed);
+            self.counters.l1_hits.inc();
             return (Ok(v), Tier::L1);
         }
         let work = Self::fill(
@@ -153,7 +170,7 @@ impl VerdictCache {
             Ok((_, Tier::L2)) => &self.counters.l2_hits,
             _ => &self.counters.misses,
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        counter.inc();
         match result {
             Ok((v, tier)) => (Ok(v), tier),
             Err(e) => (Err(e), Tier::Miss),
@@ -178,7 +195,7 @@ impl VerdictCache {
             l1.put(key, verdict.clone(), remaining);
             return Ok((verdict, Tier::L2));
         }
-        counters.scans.fetch_add(1, Ordering::Relaxed);
+        counters.scans.inc();
         let verdict = Arc::new(scan.await?);
         l1.put(key.clone(), verdict.clone(), None);
         if let Some(l2) = l2.filter(|t| t.is_available()) {

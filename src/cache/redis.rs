@@ -7,10 +7,11 @@
 //! (findings, redaction offsets), never the scanned text.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use prometheus::IntCounter;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, RedisError};
 
@@ -37,7 +38,7 @@ pub struct RedisTier {
     /// Whether Redis has been reachable at least once since start.
     pub ever_connected: AtomicBool,
     /// Errors talking to Redis (timeouts, refused connections, bad replies).
-    pub errors: AtomicU64,
+    pub errors: IntCounter,
     /// The last problem logged, so each state change is logged once.
     last_logged: Mutex<Option<String>>,
     pub prefix: String,
@@ -75,7 +76,7 @@ pub fn connection_url(cfg: &RedisConfig) -> Result<reqwest::Url, String> {
 }
 
 impl RedisTier {
-    pub fn new(cfg: &RedisConfig, ttl_secs: u64) -> Result<Self, String> {
+    pub fn new(cfg: &RedisConfig, ttl_secs: u64, errors: IntCounter) -> Result<Self, String> {
         let url = connection_url(cfg)?;
         let client = Client::open(url.as_str()).map_err(|e| format!("redis: {e}"))?;
         Ok(Self {
@@ -85,7 +86,7 @@ impl RedisTier {
             next: AtomicUsize::new(0),
             failures: AtomicU32::new(0),
             ever_connected: AtomicBool::new(false),
-            errors: AtomicU64::new(0),
+            errors,
             last_logged: Mutex::new(None),
             prefix: cfg.key_prefix.clone(),
             ttl_secs,
@@ -152,7 +153,7 @@ impl RedisTier {
 
     /// Counts a failure; opens the breaker after enough in a row.
     pub fn record_failure(&self, problem: &str) {
-        self.errors.fetch_add(1, Ordering::Relaxed);
+        self.errors.inc();
         let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
         tracing::debug!(problem, failures = n, "redis command failed");
         if n >= FAILURES_TO_OPEN && self.disconnect() {
@@ -223,7 +224,7 @@ impl RedisTier {
         let verdict = match serde_json::from_slice(&raw?) {
             Ok(v) => v,
             Err(e) => {
-                self.errors.fetch_add(1, Ordering::Relaxed);
+                self.errors.inc();
                 tracing::warn!(error = %e, "unreadable verdict in Redis; scanning again");
                 return None;
             }

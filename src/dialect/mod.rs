@@ -47,6 +47,19 @@ impl Route {
         }
     }
 
+    /// The route's path, also its metrics label.
+    pub fn path(self) -> &'static str {
+        match self {
+            Self::Generate => "/api/generate",
+            Self::Chat => "/api/chat",
+            Self::Embed => "/api/embed",
+            Self::Embeddings => "/api/embeddings",
+            Self::OpenAiChat => "/v1/chat/completions",
+            Self::OpenAiCompletions => "/v1/completions",
+            Self::OpenAiEmbeddings => "/v1/embeddings",
+        }
+    }
+
     pub fn is_embedding(self) -> bool {
         matches!(
             self,

@@ -11,6 +11,7 @@ use futures_util::future::join_all;
 use crate::cache::{CacheKey, KeyParts, Tier, VerdictCache, policy_fingerprint};
 use crate::config::{Config, FailMode};
 use crate::dialect::Segment;
+use crate::metrics::Metrics;
 use crate::scan::registry::build_pipeline;
 use crate::scan::{Direction, Mode, Pipeline, ScanError, Verdict};
 
@@ -43,13 +44,18 @@ pub struct Guard {
     pub input: Policy,
     pub output: Policy,
     pub cache: Arc<VerdictCache>,
+    pub metrics: Arc<Metrics>,
     fail_mode: FailMode,
 }
 
 impl Guard {
     /// Builds both pipelines; the config was validated, so errors here are
     /// reported the same way again rather than assumed away.
-    pub fn new(config: &Config, cache: Arc<VerdictCache>) -> Result<Self, Vec<String>> {
+    pub fn new(
+        config: &Config,
+        cache: Arc<VerdictCache>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, Vec<String>> {
         let policy = |direction, list: &str, specs| -> Result<Policy, Vec<String>> {
             Ok(Policy {
                 direction,
@@ -65,6 +71,7 @@ impl Guard {
                 &config.scanners.output,
             )?,
             cache,
+            metrics,
             fail_mode: config.guard.fail_mode,
         })
     }
@@ -88,11 +95,13 @@ impl Guard {
             direction,
             text,
         });
-        let pipeline = policy.pipeline.clone();
+        let (pipeline, metrics) = (policy.pipeline.clone(), self.metrics.clone());
         let owned = text.to_string();
         self.cache
             .get_or_scan(key, async move {
-                pipeline.scan(&owned).await.map(|s| s.verdict)
+                let scanned = pipeline.scan(&owned).await?;
+                metrics.observe_scan(direction, &scanned.timings);
+                Ok(scanned.verdict)
             })
             .await
     }
@@ -134,6 +143,7 @@ impl Guard {
         let decision = if !blockers.is_empty() {
             blockers.sort();
             blockers.dedup();
+            self.metrics.count_blocks(direction, &blockers);
             Decision::Block(blockers)
         } else if !rewrites.is_empty() {
             Decision::Rewrite(rewrites)

@@ -9,9 +9,11 @@
 
 use std::ops::Range;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::config::{FailMode, StreamConfig};
-use crate::scan::{Pipeline, Redaction};
+use crate::metrics::Metrics;
+use crate::scan::{Direction, Pipeline, Redaction};
 
 /// What a window scan decided.
 #[derive(Debug, PartialEq)]
@@ -31,6 +33,27 @@ pub struct OutputGuard {
     base: usize,
     /// Absolute end of the scanned text.
     scanned_to: usize,
+    /// Where scan timings, blocks and the request's overhead are recorded.
+    report: Option<Report>,
+}
+
+/// Metrics for one streamed reply; the overhead (time before the upstream
+/// call plus every scan) is recorded when the stream ends, however it ends.
+struct Report {
+    metrics: Arc<Metrics>,
+    route: &'static str,
+    overhead: Duration,
+}
+
+impl Drop for OutputGuard {
+    fn drop(&mut self) {
+        if let Some(r) = &self.report {
+            r.metrics
+                .overhead_seconds
+                .with_label_values(&[r.route])
+                .observe(r.overhead.as_secs_f64());
+        }
+    }
 }
 
 impl OutputGuard {
@@ -42,7 +65,24 @@ impl OutputGuard {
             text: String::new(),
             base: 0,
             scanned_to: 0,
+            report: None,
         }
+    }
+
+    /// Records metrics for the reply on `route`, which already spent
+    /// `overhead` before the upstream call.
+    pub fn with_metrics(
+        mut self,
+        metrics: Arc<Metrics>,
+        route: &'static str,
+        overhead: Duration,
+    ) -> Self {
+        self.report = Some(Report {
+            metrics,
+            route,
+            overhead,
+        });
+        self
     }
 
     /// Appends a delta; returns its absolute range.
@@ -79,7 +119,15 @@ impl OutputGuard {
         );
         let window = &self.text[start..];
         let window_base = self.base + start;
-        let verdict = match self.pipeline.scan(window).await {
+        let started = Instant::now();
+        let result = self.pipeline.scan(window).await;
+        if let Some(r) = &mut self.report {
+            r.overhead += started.elapsed();
+            if let Ok(scanned) = &result {
+                r.metrics.observe_scan(Direction::Output, &scanned.timings);
+            }
+        }
+        let verdict = match result {
             Ok(scanned) => scanned.verdict,
             Err(e) if self.fail_mode == FailMode::Open => {
                 tracing::warn!(scanner = %e.scanner, error = %e.message, "output scanner failed; passing (fail_mode: open)");
@@ -88,12 +136,12 @@ impl OutputGuard {
             }
             Err(e) => {
                 tracing::warn!(scanner = %e.scanner, error = %e.message, "output scanner failed; blocking (fail_mode: closed)");
-                return WindowVerdict::Block(vec![e.scanner]);
+                return self.block(vec![e.scanner]);
             }
         };
-        super::log_findings(crate::scan::Direction::Output, &verdict);
+        super::log_findings(Direction::Output, &verdict);
         if !verdict.allowed {
-            return WindowVerdict::Block(verdict.blocking_scanners());
+            return self.block(verdict.blocking_scanners());
         }
         let redactions = verdict
             .redactions
@@ -106,6 +154,13 @@ impl OutputGuard {
             .collect();
         self.advance();
         WindowVerdict::Pass(redactions)
+    }
+
+    fn block(&self, scanners: Vec<String>) -> WindowVerdict {
+        if let Some(r) = &self.report {
+            r.metrics.count_blocks(Direction::Output, &scanners);
+        }
+        WindowVerdict::Block(scanners)
     }
 
     /// Marks everything scanned and drops text older than the overlap.

@@ -1,0 +1,114 @@
+//! Operational endpoints: liveness, readiness, Prometheus metrics, and the
+//! middleware that counts requests.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::metrics::Metrics;
+
+/// How long `/ready` waits for Ollama and for Redis.
+const READY_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Liveness: the process serves requests. Says nothing of Ollama or Redis.
+pub async fn health() -> Json<Value> {
+    Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+}
+
+/// Readiness: probes Ollama and Redis at once. 503 when Ollama cannot be
+/// reached; 200 otherwise, `degraded` when Redis is configured but away
+/// (verdicts are then cached in this instance's memory only).
+pub async fn ready(State(state): State<AppState>) -> Response {
+    let redis = async {
+        match &state.guard.cache.l2 {
+            Some(l2) if l2.is_available() => Some(
+                tokio::time::timeout(READY_PROBE_TIMEOUT, l2.ping())
+                    .await
+                    .ok()
+                    .flatten()
+                    .is_some(),
+            ),
+            Some(_) => Some(false),
+            None => None,
+        }
+    };
+    let (ollama_up, redis_up) = tokio::join!(state.upstream.probe(READY_PROBE_TIMEOUT), redis);
+    let (code, status) = match (ollama_up, redis_up) {
+        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        (true, Some(false)) => (StatusCode::OK, "degraded"),
+        _ => (StatusCode::OK, "ready"),
+    };
+    let body = json!({
+        "status": status,
+        "ollama": { "url": state.upstream.base_url(), "reachable": ollama_up },
+        "redis": match redis_up {
+            None => json!({ "configured": false }),
+            Some(up) => json!({ "configured": true, "connected": up }),
+        },
+    });
+    (code, Json(body)).into_response()
+}
+
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let fallback = state
+        .guard
+        .cache
+        .l2
+        .as_ref()
+        .is_some_and(|l2| !l2.is_available());
+    state.metrics.cache_fallback.set(i64::from(fallback));
+    let text = state.metrics.encode();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+/// Decrements the in-flight gauge when the response body is done (or dropped).
+struct InFlight(Arc<Metrics>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.dec();
+    }
+}
+
+/// Counts requests by route template and status, and those in flight; a
+/// streamed response stays in flight until its body ends.
+pub async fn track(
+    State(metrics): State<Arc<Metrics>>,
+    matched: Option<MatchedPath>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let route = matched
+        .as_ref()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_string();
+    metrics.in_flight.inc();
+    let guard = InFlight(metrics.clone());
+    let response = next.run(req).await;
+    metrics
+        .requests
+        .with_label_values(&[route.as_str(), response.status().as_str()])
+        .inc();
+    response.map(move |body| {
+        Body::new(body.map_frame(move |frame| {
+            let _alive = &guard;
+            frame
+        }))
+    })
+}

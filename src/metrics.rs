@@ -1,0 +1,135 @@
+//! Prometheus metrics, served at `/metrics` in the text format. Labels are
+//! low-cardinality by construction: route templates, status codes, scanner
+//! names from the config, directions and cache tiers; never model names or
+//! anything derived from a prompt.
+
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder, exponential_buckets,
+};
+
+use crate::scan::Direction;
+
+pub struct Metrics {
+    registry: Registry,
+    /// Requests by route template and status.
+    pub requests: IntCounterVec,
+    /// Requests being handled; streams count until their body ends.
+    pub in_flight: IntGauge,
+    /// Time until Ollama's response headers, by route.
+    pub upstream_seconds: HistogramVec,
+    /// Time spent outside the upstream call (reading, scanning, rewriting).
+    pub overhead_seconds: HistogramVec,
+    /// Time of each scanner run, by scanner and direction (cache hits run none).
+    pub scan_seconds: HistogramVec,
+    /// Blocked requests and responses, by scanner and direction.
+    pub blocks: IntCounterVec,
+    /// Verdict lookups by result: `l1_hit`, `l2_hit`, `miss`.
+    pub cache_lookups: IntCounterVec,
+    /// Scans actually run (a miss that joined a scan in flight runs none).
+    pub scans: IntCounter,
+    /// Failed Redis commands (timeouts, refused connections, bad replies).
+    pub redis_errors: IntCounter,
+    /// 1 while Redis is configured but away and verdicts stay in memory.
+    pub cache_fallback: IntGauge,
+}
+
+fn histogram(name: &str, help: &str, labels: &[&str]) -> prometheus::Result<HistogramVec> {
+    // 50 µs .. ~52 s, doubling.
+    let opts = HistogramOpts::new(name, help).buckets(exponential_buckets(0.000_05, 2.0, 21)?);
+    HistogramVec::new(opts, labels)
+}
+
+impl Metrics {
+    pub fn new() -> prometheus::Result<Self> {
+        let m = Self {
+            registry: Registry::new(),
+            requests: IntCounterVec::new(
+                Opts::new(
+                    "ollama_guard_requests_total",
+                    "Requests by route and status",
+                ),
+                &["route", "status"],
+            )?,
+            in_flight: IntGauge::new("ollama_guard_requests_in_flight", "Requests being handled")?,
+            upstream_seconds: histogram(
+                "ollama_guard_upstream_seconds",
+                "Time until Ollama's response headers",
+                &["route"],
+            )?,
+            overhead_seconds: histogram(
+                "ollama_guard_overhead_seconds",
+                "Time spent by the proxy outside the upstream call",
+                &["route"],
+            )?,
+            scan_seconds: histogram(
+                "ollama_guard_scan_seconds",
+                "Time of one scanner run",
+                &["scanner", "direction"],
+            )?,
+            blocks: IntCounterVec::new(
+                Opts::new(
+                    "ollama_guard_blocks_total",
+                    "Blocks by scanner and direction",
+                ),
+                &["scanner", "direction"],
+            )?,
+            cache_lookups: IntCounterVec::new(
+                Opts::new(
+                    "ollama_guard_cache_lookups_total",
+                    "Verdict lookups by result",
+                ),
+                &["result"],
+            )?,
+            scans: IntCounter::new("ollama_guard_scans_total", "Scans actually run")?,
+            redis_errors: IntCounter::new(
+                "ollama_guard_redis_errors_total",
+                "Failed Redis commands",
+            )?,
+            cache_fallback: IntGauge::new(
+                "ollama_guard_cache_fallback",
+                "1 while Redis is configured but away (memory only)",
+            )?,
+        };
+        let r = &m.registry;
+        r.register(Box::new(m.requests.clone()))?;
+        r.register(Box::new(m.in_flight.clone()))?;
+        r.register(Box::new(m.upstream_seconds.clone()))?;
+        r.register(Box::new(m.overhead_seconds.clone()))?;
+        r.register(Box::new(m.scan_seconds.clone()))?;
+        r.register(Box::new(m.blocks.clone()))?;
+        r.register(Box::new(m.cache_lookups.clone()))?;
+        r.register(Box::new(m.scans.clone()))?;
+        r.register(Box::new(m.redis_errors.clone()))?;
+        r.register(Box::new(m.cache_fallback.clone()))?;
+        Ok(m)
+    }
+
+    /// Records each scanner's time from one pipeline run.
+    pub fn observe_scan(&self, direction: Direction, timings: &[(String, Duration)]) {
+        for (scanner, took) in timings {
+            self.scan_seconds
+                .with_label_values(&[scanner.as_str(), direction.as_str()])
+                .observe(took.as_secs_f64());
+        }
+    }
+
+    pub fn count_blocks(&self, direction: Direction, scanners: &[String]) {
+        for s in scanners {
+            self.blocks
+                .with_label_values(&[s.as_str(), direction.as_str()])
+                .inc();
+        }
+    }
+
+    /// The registry in the Prometheus text format.
+    pub fn encode(&self) -> String {
+        let mut out = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::error!(error = %e, "encoding metrics failed");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
