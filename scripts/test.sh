@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. Installs what the tests need when it is missing
-# (redis-server, which the cache tests spawn on free ports), so it works on a
+# (redis-server, which the cache tests spawn on free ports; shellcheck and
+# docker-compose, which check the scripts and compose files), so it works on a
 # fresh machine and in CI (no prompts, no standard input).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,12 +11,29 @@ as_root() {
     echo "need root to install packages: $*" >&2; return 1; fi
 }
 
-if ! command -v redis-server >/dev/null; then
-  echo "==> installing redis-server"
+missing=()
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v shellcheck >/dev/null || missing+=(shellcheck)
+command -v curl >/dev/null || missing+=(curl)
+if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev/null; then
+  missing+=(docker-compose)
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "==> installing ${missing[*]}"
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 command -v redis-server >/dev/null || { echo "redis-server is still missing" >&2; exit 1; }
+
+echo "==> shellcheck"
+shellcheck run_proxy.sh scripts/*.sh bench/*.sh .ci/run
+
+echo "==> compose files"
+if docker compose version >/dev/null 2>&1; then compose=(docker compose); else compose=(docker-compose); fi
+for f in docker-compose*.yml; do
+  "${compose[@]}" -f "$f" config -q
+  echo "$f: valid"
+done
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check

@@ -18,6 +18,9 @@ struct Cli {
     /// Validate the config, print the effective values (secrets masked), exit.
     #[arg(long)]
     check_config: bool,
+    /// Ask the local proxy's /health (for container healthchecks); exit 0 if healthy.
+    #[arg(long, conflicts_with = "check_config")]
+    healthcheck: bool,
 }
 
 fn init_logging(format: LogFormat) {
@@ -68,8 +71,29 @@ fn main() -> anyhow::Result<()> {
         );
         return Ok(());
     }
+    if cli.healthcheck {
+        let healthy = tokio::runtime::Runtime::new()?.block_on(healthcheck(&config));
+        std::process::exit(if healthy { 0 } else { 1 });
+    }
     init_logging(config.server.log_format);
     tokio::runtime::Runtime::new()?.block_on(serve(config))
+}
+
+/// GET /health on this machine's proxy, as configured.
+async fn healthcheck(config: &Config) -> bool {
+    let host = match config.server.host.as_str() {
+        "0.0.0.0" | "::" | "" => "127.0.0.1",
+        h => h,
+    };
+    let url = format!("http://{host}:{}/health", config.server.port);
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(std::time::Duration::from_secs(3))
+        .build();
+    match client {
+        Ok(c) => matches!(c.get(&url).send().await, Ok(r) if r.status().is_success()),
+        Err(_) => false,
+    }
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

@@ -126,3 +126,32 @@ async fn serves_then_stops_cleanly_on_sigterm() {
         .unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+#[tokio::test]
+async fn healthcheck_flag_reports_whether_the_proxy_answers() {
+    let port = common::redis_server::free_port();
+    let check = move || {
+        bin()
+            .args(["--healthcheck"])
+            .env("PROXY_PORT", port.to_string())
+            .status()
+            .unwrap()
+    };
+    assert_eq!(
+        tokio::task::spawn_blocking(check).await.unwrap().code(),
+        Some(1),
+        "nothing listens yet"
+    );
+    let fake = common::FakeOllama::start().await;
+    let mut cfg = common::config(&fake.url, "");
+    cfg.server.port = port;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let state = ollama_guard::AppState::new(cfg).unwrap();
+    tokio::spawn(ollama_guard::run(listener, state, std::future::pending()));
+    assert_eq!(
+        tokio::task::spawn_blocking(check).await.unwrap().code(),
+        Some(0)
+    );
+}
