@@ -30,6 +30,7 @@ pub mod guard;
 pub mod metrics;
 pub mod proxy;
 pub mod scan;
+pub mod scan_cli;
 pub mod upstream;
 
 use std::future::Future;

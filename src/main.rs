@@ -4,8 +4,14 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use ollama_guard::config::{self, Config, LogFormat};
+use std::sync::Arc;
+
+use ollama_guard::cache::VerdictCache;
+use ollama_guard::guard::Guard;
+use ollama_guard::metrics::Metrics;
+use ollama_guard::scan::Direction;
 use ollama_guard::{AppState, run};
 use tracing_subscriber::EnvFilter;
 
@@ -13,7 +19,7 @@ use tracing_subscriber::EnvFilter;
 #[command(version, about = "A drop-in guardrail proxy for Ollama")]
 struct Cli {
     /// Config file (default: $CONFIG_FILE, else ./config.yaml if present).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", global = true)]
     config: Option<PathBuf>,
     /// Validate the config, print the effective values (secrets masked), exit.
     #[arg(long)]
@@ -21,10 +27,28 @@ struct Cli {
     /// Ask the local proxy's /health (for container healthchecks); exit 0 if healthy.
     #[arg(long, conflicts_with = "check_config")]
     healthcheck: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+#[derive(Subcommand)]
+enum Command {
+    /// Scan text from standard input with the configured scanners and print
+    /// one JSON report per line; exit 1 if anything was blocked, 2 on errors.
+    Scan {
+        /// Read JSON lines `{"text": ..., "direction": "input"|"output"}`
+        /// instead of one plain text.
+        #[arg(long)]
+        jsonl: bool,
+        /// Scanners to use for plain input (and lines without a direction).
+        #[arg(long, default_value = "input", value_parser = ["input", "output"])]
+        direction: String,
+    },
+}
+
+fn init_logging(format: LogFormat, default_level: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
@@ -71,12 +95,34 @@ fn main() -> anyhow::Result<()> {
         );
         return Ok(());
     }
+    if let Some(Command::Scan { jsonl, direction }) = cli.command {
+        init_logging(LogFormat::Text, "warn");
+        let direction = if direction == "output" {
+            Direction::Output
+        } else {
+            Direction::Input
+        };
+        let code = tokio::runtime::Runtime::new()?.block_on(scan(config, jsonl, direction))?;
+        std::process::exit(code);
+    }
     if cli.healthcheck {
         let healthy = tokio::runtime::Runtime::new()?.block_on(healthcheck(&config));
         std::process::exit(if healthy { 0 } else { 1 });
     }
-    init_logging(config.server.log_format);
+    init_logging(config.server.log_format, "info");
     tokio::runtime::Runtime::new()?.block_on(serve(config))
+}
+
+/// `ollama-guard scan`: every text is scanned (no cache), reports to stdout.
+async fn scan(config: Config, jsonl: bool, direction: Direction) -> anyhow::Result<i32> {
+    let metrics = Arc::new(Metrics::new()?);
+    let cache = Arc::new(VerdictCache::disabled(&metrics));
+    let guard = Guard::new(&config, cache, metrics).map_err(|p| anyhow::anyhow!(p.join("; ")))?;
+    let stdin = std::io::stdin().lock();
+    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    let outcome = ollama_guard::scan_cli::run(&guard, jsonl, direction, stdin, &mut stdout).await?;
+    std::io::Write::flush(&mut stdout)?;
+    Ok(outcome.exit_code())
 }
 
 /// GET /health on this machine's proxy, as configured.

@@ -3,14 +3,13 @@
 //! names from the config, directions and cache tiers; never model names or
 //! anything derived from a prompt.
 
-use std::time::Duration;
-
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder, exponential_buckets,
 };
 
 use crate::scan::Direction;
+use crate::scan::pipeline::Run;
 
 pub struct Metrics {
     registry: Registry,
@@ -108,11 +107,11 @@ impl Metrics {
     }
 
     /// Records each scanner's time from one pipeline run.
-    pub fn observe_scan(&self, direction: Direction, timings: &[(String, Duration)]) {
-        for (scanner, took) in timings {
+    pub fn observe_scan(&self, direction: Direction, runs: &[Run]) {
+        for run in runs {
             self.scan_seconds
-                .with_label_values(&[scanner.as_str(), direction.as_str()])
-                .observe(took.as_secs_f64());
+                .with_label_values(&[run.scanner.as_str(), direction.as_str()])
+                .observe(run.took.as_secs_f64());
         }
     }
 

@@ -19,6 +19,7 @@
 
 mod admin;
 mod ops;
+mod scan;
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, Request as HttpRequest};
@@ -70,6 +71,7 @@ pub fn app(state: AppState) -> Router {
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))
+        .route("/scan", post(scan::scan))
         .route("/cache/stats", get(admin::cache_stats))
         .route("/cache/health", get(admin::cache_health))
         .route("/cache/clear", post(admin::cache_clear));

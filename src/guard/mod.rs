@@ -3,6 +3,7 @@
 //! scanner errors. Knows nothing of HTTP.
 
 pub mod output;
+pub mod report;
 
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use crate::cache::{CacheKey, KeyParts, Tier, VerdictCache, policy_fingerprint};
 use crate::config::{Config, FailMode};
 use crate::dialect::Segment;
 use crate::metrics::Metrics;
+use crate::scan::pipeline::Run;
 use crate::scan::registry::build_pipeline;
 use crate::scan::{Direction, Mode, Pipeline, ScanError, Verdict};
 
@@ -89,6 +91,17 @@ impl Guard {
         direction: Direction,
         text: &str,
     ) -> (Result<Arc<Verdict>, ScanError>, Tier) {
+        let (result, tier, _) = self.verdict_with_runs(direction, text).await;
+        (result, tier)
+    }
+
+    /// Like [`Guard::verdict`], plus each scanner's score and time when this
+    /// call ran the scan itself (`None` on a cache hit or a shared flight).
+    pub async fn verdict_with_runs(
+        &self,
+        direction: Direction,
+        text: &str,
+    ) -> (Result<Arc<Verdict>, ScanError>, Tier, Option<Vec<Run>>) {
         let policy = self.policy(direction);
         let key = CacheKey::new(KeyParts {
             policy: &policy.fingerprint,
@@ -97,13 +110,19 @@ impl Guard {
         });
         let (pipeline, metrics) = (policy.pipeline.clone(), self.metrics.clone());
         let owned = text.to_string();
-        self.cache
+        let runs: Arc<std::sync::Mutex<Option<Vec<Run>>>> = Arc::default();
+        let slot = runs.clone();
+        let (result, tier) = self
+            .cache
             .get_or_scan(key, async move {
                 let scanned = pipeline.scan(&owned).await?;
-                metrics.observe_scan(direction, &scanned.timings);
+                metrics.observe_scan(direction, &scanned.runs);
+                *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(scanned.runs);
                 Ok(scanned.verdict)
             })
-            .await
+            .await;
+        let runs = runs.lock().unwrap_or_else(|p| p.into_inner()).take();
+        (result, tier, runs)
     }
 
     /// Scans every segment (concurrently, each through the cache) and decides.

@@ -124,7 +124,7 @@ impl OutputGuard {
         if let Some(r) = &mut self.report {
             r.overhead += started.elapsed();
             if let Ok(scanned) = &result {
-                r.metrics.observe_scan(Direction::Output, &scanned.timings);
+                r.metrics.observe_scan(Direction::Output, &scanned.runs);
             }
         }
         let verdict = match result {

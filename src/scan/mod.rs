@@ -8,8 +8,11 @@
 
 mod ban_substrings;
 mod delay;
+pub mod injection_model;
 pub mod invisible_text;
+pub mod normalize;
 pub mod pipeline;
+mod prompt_injection;
 mod regex;
 pub mod registry;
 

@@ -19,11 +19,25 @@ pub struct Configured {
     pub scanner: Arc<dyn Scanner>,
 }
 
-/// A verdict plus how long each scanner took to reach it (not cached).
+/// One scanner's part in a scan: its best score (below threshold too) and
+/// its time. Not cached: a cache hit runs no scanner.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Run {
+    pub scanner: String,
+    pub score: f32,
+    #[serde(rename = "micros", serialize_with = "as_micros")]
+    pub took: Duration,
+}
+
+fn as_micros<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_micros() as u64)
+}
+
+/// A verdict plus each scanner's score and time.
 #[derive(Clone, Debug)]
 pub struct Scanned {
     pub verdict: Verdict,
-    pub timings: Vec<(String, Duration)>,
+    pub runs: Vec<Run>,
 }
 
 /// An ordered list of scanners for one direction.
@@ -52,7 +66,7 @@ impl Pipeline {
     pub async fn scan(&self, text: &str) -> Result<Scanned, ScanError> {
         let mut findings = Vec::new();
         let mut redactions = Vec::new();
-        let mut timings = Vec::with_capacity(self.scanners.len());
+        let mut runs = Vec::with_capacity(self.scanners.len());
         let mut allowed = true;
         for c in &self.scanners {
             let started = Instant::now();
@@ -60,7 +74,12 @@ impl Pipeline {
                 scanner: c.name.clone(),
                 message,
             })?;
-            timings.push((c.name.clone(), started.elapsed()));
+            let best = matches.iter().map(|m| m.score).fold(0.0, f32::max);
+            runs.push(Run {
+                scanner: c.name.clone(),
+                score: best,
+                took: started.elapsed(),
+            });
             for m in matches.into_iter().filter(|m| m.score >= c.threshold) {
                 if let (Mode::Redact, Some(span)) = (c.mode, &m.span) {
                     redactions.push(Redaction {
@@ -86,7 +105,7 @@ impl Pipeline {
             findings,
             redactions: merge_redactions(redactions),
         };
-        Ok(Scanned { verdict, timings })
+        Ok(Scanned { verdict, runs })
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::pipeline::{Configured, Pipeline};
-use super::{Mode, Scanner, ban_substrings, delay, invisible_text, regex};
+use super::{Mode, Scanner, ban_substrings, delay, invisible_text, prompt_injection, regex};
 
 /// One entry of `scanners.input[]` or `scanners.output[]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -19,6 +19,7 @@ pub enum ScannerSpec {
     Regex(regex::Config),
     InvisibleText(invisible_text::Config),
     Delay(delay::Config),
+    PromptInjection(prompt_injection::Config),
 }
 
 /// What every scanner config shares, read off whichever variant it is.
@@ -31,17 +32,22 @@ struct Common<'a> {
 
 impl ScannerSpec {
     fn common(&self) -> Common<'_> {
-        let (kind, name, mode) = match self {
-            Self::BanSubstrings(c) => ("ban_substrings", &c.name, c.mode),
-            Self::Regex(c) => ("regex", &c.name, c.mode),
-            Self::InvisibleText(c) => ("invisible_text", &c.name, c.mode),
-            Self::Delay(c) => ("delay", &c.name, c.mode),
+        /// Scanners whose matches all score 1.0 use this.
+        const CERTAIN: f32 = 0.5;
+        let (kind, name, mode, threshold) = match self {
+            Self::BanSubstrings(c) => ("ban_substrings", &c.name, c.mode, CERTAIN),
+            Self::Regex(c) => ("regex", &c.name, c.mode, CERTAIN),
+            Self::InvisibleText(c) => ("invisible_text", &c.name, c.mode, CERTAIN),
+            Self::Delay(c) => ("delay", &c.name, c.mode, CERTAIN),
+            Self::PromptInjection(c) => {
+                ("prompt_injection", &c.name, c.mode, c.effective_threshold())
+            }
         };
         Common {
             kind,
             name,
             mode,
-            threshold: 0.5,
+            threshold,
         }
     }
 
@@ -57,6 +63,7 @@ impl ScannerSpec {
             Self::Regex(c) => Arc::new(c.build()?),
             Self::InvisibleText(c) => Arc::new(c.build()?),
             Self::Delay(c) => Arc::new(c.build()?),
+            Self::PromptInjection(c) => Arc::new(c.build()?),
         };
         let common = self.common();
         if common.mode == Mode::Redact && !scanner.can_redact() {
