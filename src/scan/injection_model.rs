@@ -9,6 +9,10 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
+/// The score at which `prompt_injection` flags by default; rule matches
+/// score at least this.
+pub const FLAG_SCORE: f32 = 0.75;
+
 /// Features hash into 2^FEATURE_BITS slots.
 pub const FEATURE_BITS: u32 = 20;
 const MODEL_HEADER: &str = "ollama-guard-injection-model v1";
@@ -69,6 +73,18 @@ impl Model {
                 Model { bias: -20.0, weights: HashMap::new(), threshold: 1.0 }
             })
         })
+    }
+
+    /// The model's probability on the scanner's score scale: the validated
+    /// threshold maps to [`FLAG_SCORE`], so the scanner flags a text when a
+    /// rule fires or the model crosses the point it was validated at.
+    pub fn calibrated(&self, p: f32) -> f32 {
+        let t = self.threshold.clamp(1e-3, 1.0 - 1e-3);
+        if p >= t {
+            FLAG_SCORE + (1.0 - FLAG_SCORE) * (p - t) / (1.0 - t)
+        } else {
+            FLAG_SCORE * p / t
+        }
     }
 
     /// Probability that a folded text is an injection.

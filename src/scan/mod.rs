@@ -12,7 +12,7 @@ pub mod injection_model;
 pub mod invisible_text;
 pub mod normalize;
 pub mod pipeline;
-mod prompt_injection;
+pub mod prompt_injection;
 mod regex;
 pub mod registry;
 

@@ -13,19 +13,20 @@ use base64::Engine;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use super::injection_model::Model;
+use super::injection_model::{FLAG_SCORE, Model};
 use super::normalize::fold;
 use super::{Match, Mode, Scanner};
 
-/// `{type: prompt_injection, threshold: 0.9}`
+/// `{type: prompt_injection, threshold: 0.75}`
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub name: Option<String>,
     pub mode: Mode,
-    /// Score in [0, 1] from which a text is flagged; `null` takes the
-    /// threshold the shipped model was tuned to.
-    pub threshold: Option<f32>,
+    /// Score in [0, 1] from which a text is flagged. At the default 0.75 a
+    /// text is flagged when a rule fires or the model crosses the point it
+    /// was validated at (see the README's accuracy section).
+    pub threshold: f32,
     /// Use the learned model besides the rules.
     pub use_model: bool,
 }
@@ -35,30 +36,25 @@ impl Default for Config {
         Self {
             name: None,
             mode: Mode::Block,
-            threshold: None,
+            threshold: FLAG_SCORE,
             use_model: true,
         }
     }
 }
 
 impl Config {
-    pub fn effective_threshold(&self) -> f32 {
-        self.threshold
-            .unwrap_or_else(|| Model::embedded().threshold.min(DEFAULT_RULE_THRESHOLD))
-    }
-
     pub fn build(&self) -> Result<PromptInjection, String> {
-        if let Some(t) = self.threshold.filter(|t| !(0.0..=1.0).contains(t)) {
-            return Err(format!("threshold must be within 0..1, got {t}"));
+        if !(0.0..=1.0).contains(&self.threshold) {
+            return Err(format!(
+                "threshold must be within 0..1, got {}",
+                self.threshold
+            ));
         }
         Ok(PromptInjection {
             use_model: self.use_model,
         })
     }
 }
-
-/// Rule scores are 0.75 or higher, so they flag at the default threshold.
-const DEFAULT_RULE_THRESHOLD: f32 = 0.75;
 
 /// One family of patterns over folded text, and the score a match gives.
 struct Family {
@@ -177,22 +173,35 @@ fn rot13(text: &str) -> String {
         .collect()
 }
 
-impl PromptInjection {
-    /// (score, why) for a text, without the encoded-payload pass.
-    fn judge(&self, text: &str) -> (f32, String) {
-        let folded = fold(text);
-        let mut best = rules(&folded).map_or((0.0, String::new()), |(s, n)| (s, n.to_string()));
-        if delimiters().is_match(text) && best.0 < 0.8 {
-            best = (0.8, "delimiter or chat-template injection".into());
-        }
-        if self.use_model {
-            let p = Model::embedded().score(&folded);
-            if p > best.0 {
-                best = (p, "learned model".into());
-            }
-        }
-        best
+/// (score, why) for a text, with `model` if given: the highest of the rules
+/// and the model's calibrated score.
+pub fn judge(text: &str, model: Option<&Model>) -> (f32, String) {
+    let (score, why) = rule_score(text);
+    match model.map(|m| m.calibrated(m.score(&fold(text)))) {
+        Some(p) if p > score => (p, "learned model".into()),
+        _ => (score, why),
     }
+}
+
+/// (score, why) from the rule families, the delimiter check and decoded
+/// payloads alone; 0 when nothing fires.
+pub fn rule_score(text: &str) -> (f32, String) {
+    let folded = fold(text);
+    let mut best = rules(&folded).map_or((0.0, String::new()), |(s, n)| (s, n.to_string()));
+    if delimiters().is_match(text) && best.0 < 0.8 {
+        best = (0.8, "delimiter or chat-template injection".into());
+    }
+    for run in encoded_runs().find_iter(text) {
+        if let Some((s, n)) = decode(run.as_str()).and_then(|t| rules(&fold(&t)))
+            && s > best.0
+        {
+            best = (s, format!("encoded payload ({n})"));
+        }
+    }
+    if let Some((s, n)) = rules(&fold(&rot13(text))).filter(|(s, _)| *s > best.0) {
+        best = (s, format!("rot13 payload ({n})"));
+    }
+    best
 }
 
 #[async_trait]
@@ -202,17 +211,7 @@ impl Scanner for PromptInjection {
     }
 
     async fn scan(&self, text: &str) -> Result<Vec<Match>, String> {
-        let (mut score, mut why) = self.judge(text);
-        for run in encoded_runs().find_iter(text) {
-            if let Some((s, n)) = decode(run.as_str()).and_then(|t| rules(&fold(&t)))
-                && s > score
-            {
-                (score, why) = (s, format!("encoded payload ({n})"));
-            }
-        }
-        if let Some((s, n)) = rules(&fold(&rot13(text))).filter(|(s, _)| *s > score) {
-            (score, why) = (s, format!("rot13 payload ({n})"));
-        }
+        let (score, why) = judge(text, self.use_model.then(Model::embedded));
         if score <= 0.0 {
             return Ok(Vec::new());
         }

@@ -39,9 +39,7 @@ impl ScannerSpec {
             Self::Regex(c) => ("regex", &c.name, c.mode, CERTAIN),
             Self::InvisibleText(c) => ("invisible_text", &c.name, c.mode, CERTAIN),
             Self::Delay(c) => ("delay", &c.name, c.mode, CERTAIN),
-            Self::PromptInjection(c) => {
-                ("prompt_injection", &c.name, c.mode, c.effective_threshold())
-            }
+            Self::PromptInjection(c) => ("prompt_injection", &c.name, c.mode, c.threshold),
         };
         Common {
             kind,

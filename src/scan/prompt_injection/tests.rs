@@ -87,7 +87,7 @@ async fn ordinary_prompts_pass() {
 fn thresholds_outside_zero_to_one_are_rejected() {
     assert!(
         Config {
-            threshold: Some(1.5),
+            threshold: 1.5,
             ..Config::default()
         }
         .build()
