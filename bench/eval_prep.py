@@ -90,6 +90,11 @@ with open(corpus / "s-labs/test.csv", newline="") as f:
     write("pii_benign.jsonl", [{"text": r["text"]} for r in csv.DictReader(f) if r["label"] == "0"])
 
 # Secrets -----------------------------------------------------------------
+def b64url(text):
+    import base64
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
 def rand(chars, n):
     return "".join(secrets.choice(chars) for _ in range(n))
 
@@ -114,7 +119,7 @@ makers = {
     "sendgrid_key": lambda: "SG." + rand(A + "-_", 22) + "." + rand(A + "-_", 43),
     "npm_token": lambda: "npm_" + rand(A, 36),
     "pypi_token": lambda: "pypi-AgEIcHlwaS5vcmc" + rand(A + "-_", 70),
-    "jwt": lambda: "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9." + rand(A + "-_", 60) + "." + rand(A + "-_", 43),
+    "jwt": lambda: "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9." + b64url(json.dumps({"sub": rand(D, 10), "name": rand(L, 8), "iat": 1700000000 + random.randint(0, 10**7)})) + "." + rand(A + "-_", 43),
     "private_key": lambda: "-----BEGIN RSA PRIVATE KEY-----\\n" + rand(B64, 64) + "\\n" + rand(B64, 64) + "\\n-----END RSA PRIVATE KEY-----",
     "database_url": lambda: random.choice(["postgres", "mysql", "mongodb", "redis"]) + "://" + rand(L, 6) + ":" + rand(A, 16) + "@db.example.com:5432/app",
     "generic_secret": lambda: random.choice(["api_key", "secret", "password", "auth_token"]) + " = \"" + rand(A + D, 32) + "\"",

@@ -15,7 +15,7 @@ use crate::dialect::Segment;
 use crate::metrics::Metrics;
 use crate::scan::pipeline::Run;
 use crate::scan::registry::build_pipeline;
-use crate::scan::{Direction, Mode, Pipeline, ScanError, Verdict};
+use crate::scan::{Direction, Mode, Numbering, Pipeline, ScanError, Verdict};
 
 /// What to do with a request or response.
 #[derive(Debug, PartialEq)]
@@ -137,6 +137,7 @@ impl Guard {
         let tier = results.iter().map(|(_, t)| *t).max();
         let mut blockers: Vec<String> = Vec::new();
         let mut rewrites = Vec::new();
+        let mut numbering = Numbering::default();
         for (segment, (result, _)) in segments.iter().zip(results) {
             let verdict = match result {
                 Ok(v) => v,
@@ -156,7 +157,10 @@ impl Guard {
             if !verdict.allowed {
                 blockers.extend(verdict.blocking_scanners());
             } else if !verdict.redactions.is_empty() {
-                rewrites.push((segment.pointer.clone(), verdict.apply(&segment.text)));
+                rewrites.push((
+                    segment.pointer.clone(),
+                    verdict.apply_numbered(&segment.text, &mut numbering),
+                ));
             }
         }
         let decision = if !blockers.is_empty() {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::{FailMode, StreamConfig};
 use crate::metrics::Metrics;
-use crate::scan::{Direction, Pipeline, Redaction};
+use crate::scan::{Direction, Numbering, Pipeline, Redaction};
 
 /// What a window scan decided.
 #[derive(Debug, PartialEq)]
@@ -185,8 +185,14 @@ fn floor_char_boundary(s: &str, mut i: usize) -> usize {
 
 /// `original` (which sat at absolute `range`) with the parts of `redactions`
 /// that fall inside it replaced. A placeholder is written where its span
-/// starts; a span that started in earlier text only removes its tail here.
-pub fn redact_range(original: &str, range: &Range<usize>, redactions: &[Redaction]) -> String {
+/// starts (numbered by `numbering`, by the part of the value seen here); a
+/// span that started in earlier text only removes its tail here.
+pub fn redact_range(
+    original: &str,
+    range: &Range<usize>,
+    redactions: &[Redaction],
+    numbering: &mut Numbering,
+) -> String {
     let mut out = String::with_capacity(original.len());
     let mut at = range.start;
     for r in redactions
@@ -204,7 +210,7 @@ pub fn redact_range(original: &str, range: &Range<usize>, redactions: &[Redactio
         }
         out.push_str(&original[at - range.start..a]);
         if r.start >= range.start {
-            out.push_str(&r.placeholder);
+            out.push_str(&numbering.label(&r.placeholder, &original[a..b]));
         }
         at = cut_end;
     }

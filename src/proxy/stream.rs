@@ -18,7 +18,7 @@ use crate::config::GuardConfig;
 use crate::dialect::codec::{Framer, Framing, Payload};
 use crate::dialect::{Route, apply_rewrites};
 use crate::guard::output::{OutputGuard, WindowVerdict, redact_range};
-use crate::scan::Redaction;
+use crate::scan::{Numbering, Redaction};
 
 /// A text field of a frame: its JSON pointer and its place in the reply.
 type Field = (String, Range<usize>);
@@ -32,7 +32,12 @@ struct Held {
 
 impl Held {
     /// The bytes to send, rewritten if a redaction touches this frame.
-    fn release(self, framing: Framing, redactions: &[Redaction]) -> Bytes {
+    fn release(
+        self,
+        framing: Framing,
+        redactions: &[Redaction],
+        numbering: &mut Numbering,
+    ) -> Bytes {
         let Some((mut value, fields)) = self.text else {
             return self.raw;
         };
@@ -51,7 +56,7 @@ impl Held {
                 value
                     .pointer(p)
                     .and_then(Value::as_str)
-                    .map(|t| (p.clone(), redact_range(t, r, redactions)))
+                    .map(|t| (p.clone(), redact_range(t, r, redactions, numbering)))
             })
             .collect();
         apply_rewrites(&mut value, &rewrites);
@@ -87,6 +92,7 @@ where
         let mut framer = Framer::new(framing);
         let mut held: VecDeque<Held> = VecDeque::new();
         let mut id = String::from("chatcmpl-guard");
+        let mut numbering = Numbering::default();
         let mut ended = false;
         while !ended {
             let frames = match upstream.next().await {
@@ -134,7 +140,7 @@ where
                 WindowVerdict::Pass(redactions) => {
                     let mut out = Vec::new();
                     for frame in held.drain(..) {
-                        out.extend_from_slice(&frame.release(framing, &redactions));
+                        out.extend_from_slice(&frame.release(framing, &redactions, &mut numbering));
                     }
                     yield Ok(Bytes::from(out));
                 }

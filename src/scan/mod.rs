@@ -11,10 +11,12 @@ mod delay;
 pub mod injection_model;
 pub mod invisible_text;
 pub mod normalize;
+mod pii;
 pub mod pipeline;
 pub mod prompt_injection;
 mod regex;
 pub mod registry;
+mod secrets;
 
 use std::ops::Range;
 
@@ -140,10 +142,16 @@ impl Verdict {
         names
     }
 
-    /// The text with every redaction applied. Spans are sorted and merged by
-    /// the pipeline, and any that do not fit `text` (a verdict for other text)
-    /// are skipped rather than panicking.
+    /// The text with every redaction applied (placeholders numbered afresh).
     pub fn apply(&self, text: &str) -> String {
+        self.apply_numbered(text, &mut Numbering::default())
+    }
+
+    /// The text with every redaction applied, numbering `#` placeholders
+    /// with `numbering` (shared by the texts of one request). Spans are
+    /// sorted and merged by the pipeline, and any that do not fit `text` (a
+    /// verdict for other text) are skipped rather than panicking.
+    pub fn apply_numbered(&self, text: &str, numbering: &mut Numbering) -> String {
         let mut out = String::with_capacity(text.len());
         let mut at = 0;
         for r in &self.redactions {
@@ -152,11 +160,39 @@ impl Verdict {
                 continue;
             }
             out.push_str(&text[at..r.start]);
-            out.push_str(&r.placeholder);
+            out.push_str(&numbering.label(&r.placeholder, &text[r.start..r.end]));
             at = r.end;
         }
         out.push_str(&text[at..]);
         out
+    }
+}
+
+/// Numbers placeholders that contain `#` (`[EMAIL_#]` → `[EMAIL_1]`): the
+/// same value gets the same number, a new value the next one. Lives for one
+/// request; the values never leave it.
+#[derive(Default)]
+pub struct Numbering {
+    seen: std::collections::HashMap<(String, String), usize>,
+    next: std::collections::HashMap<String, usize>,
+}
+
+impl Numbering {
+    pub fn label(&mut self, placeholder: &str, value: &str) -> String {
+        if !placeholder.contains('#') {
+            return placeholder.to_string();
+        }
+        let key = (placeholder.to_string(), value.to_string());
+        let n = match self.seen.get(&key) {
+            Some(n) => *n,
+            None => {
+                let n = self.next.entry(placeholder.to_string()).or_insert(0);
+                *n += 1;
+                self.seen.insert(key, *n);
+                *n
+            }
+        };
+        placeholder.replace('#', &n.to_string())
     }
 }
 
@@ -200,6 +236,22 @@ mod tests {
             redactions: vec![red(4, 7, "[X]"), red(12, 15, "[Y]")],
         };
         assert_eq!(v.apply("key abc and def!"), "key [X] and [Y]!");
+    }
+
+    #[test]
+    fn numbered_placeholders_repeat_for_the_same_value_across_texts() {
+        let v = Verdict {
+            allowed: true,
+            findings: vec![],
+            redactions: vec![red(0, 3, "[E_#]"), red(4, 7, "[E_#]"), red(8, 11, "[E_#]")],
+        };
+        let mut n = Numbering::default();
+        assert_eq!(v.apply_numbered("aaa bbb aaa", &mut n), "[E_1] [E_2] [E_1]");
+        assert_eq!(
+            v.apply_numbered("bbb ccc aaa", &mut n),
+            "[E_2] [E_3] [E_1]",
+            "numbering spans the request"
+        );
     }
 
     #[test]

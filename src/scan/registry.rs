@@ -9,7 +9,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::pipeline::{Configured, Pipeline};
-use super::{Mode, Scanner, ban_substrings, delay, invisible_text, prompt_injection, regex};
+use super::{
+    Mode, Scanner, ban_substrings, delay, invisible_text, pii, prompt_injection, regex, secrets,
+};
 
 /// One entry of `scanners.input[]` or `scanners.output[]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -20,6 +22,8 @@ pub enum ScannerSpec {
     InvisibleText(invisible_text::Config),
     Delay(delay::Config),
     PromptInjection(prompt_injection::Config),
+    Secrets(secrets::Config),
+    Pii(pii::Config),
 }
 
 /// What every scanner config shares, read off whichever variant it is.
@@ -40,6 +44,8 @@ impl ScannerSpec {
             Self::InvisibleText(c) => ("invisible_text", &c.name, c.mode, CERTAIN),
             Self::Delay(c) => ("delay", &c.name, c.mode, CERTAIN),
             Self::PromptInjection(c) => ("prompt_injection", &c.name, c.mode, c.threshold),
+            Self::Secrets(c) => ("secrets", &c.name, c.mode, CERTAIN),
+            Self::Pii(c) => ("pii", &c.name, c.mode, CERTAIN),
         };
         Common {
             kind,
@@ -62,6 +68,8 @@ impl ScannerSpec {
             Self::InvisibleText(c) => Arc::new(c.build()?),
             Self::Delay(c) => Arc::new(c.build()?),
             Self::PromptInjection(c) => Arc::new(c.build()?),
+            Self::Secrets(c) => Arc::new(c.build()?),
+            Self::Pii(c) => Arc::new(c.build()?),
         };
         let common = self.common();
         if common.mode == Mode::Redact && !scanner.can_redact() {

@@ -1,6 +1,6 @@
 use super::*;
-use crate::scan::ScannerSpec;
 use crate::scan::registry::build_pipeline;
+use crate::scan::{Numbering, ScannerSpec};
 
 fn guard(yaml: &str, interval: usize, overlap: usize) -> OutputGuard {
     let specs: Vec<ScannerSpec> = serde_saphyr::from_str(yaml).expect("yaml");
@@ -87,7 +87,8 @@ fn redact_range_splits_a_span_across_frames() {
         placeholder: "[X]".into(),
     }];
     // Frames "abc sk" (0..6), "-123" (6..10), " ok" (10..13).
-    assert_eq!(redact_range("abc sk", &(0..6), &spans), "abc [X]");
-    assert_eq!(redact_range("-123", &(6..10), &spans), "");
-    assert_eq!(redact_range(" ok", &(10..13), &spans), " ok");
+    let n = &mut Numbering::default();
+    assert_eq!(redact_range("abc sk", &(0..6), &spans, n), "abc [X]");
+    assert_eq!(redact_range("-123", &(6..10), &spans, n), "");
+    assert_eq!(redact_range(" ok", &(10..13), &spans, n), " ok");
 }
