@@ -114,7 +114,7 @@ makers = {
     "stripe_secret": lambda: "sk_live_" + rand(A, 24),
     "openai_key": lambda: "sk-proj-" + rand(A + "-_", 74) + "T3BlbkFJ" + rand(A + "-_", 74),
     "anthropic_key": lambda: "sk-ant-api03-" + rand(A + "-_", 93) + "AA",
-    "huggingface_token": lambda: "hf_" + rand(A, 34),
+    "huggingface_token": lambda: "hf_" + rand(string.ascii_letters, 34),
     "twilio_api_key": lambda: "SK" + rand("0123456789abcdef", 32),
     "sendgrid_key": lambda: "SG." + rand(A + "-_", 22) + "." + rand(A + "-_", 43),
     "npm_token": lambda: "npm_" + rand(A, 36),

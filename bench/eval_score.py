@@ -13,6 +13,9 @@ import tempfile
 from pathlib import Path
 
 binary, data, gitleaks = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+# EVAL_ONLY=secrets,pii runs only those: the prompt-injection test splits are
+# meant to be read once per model.
+only = set(filter(None, os.environ.get("EVAL_ONLY", "").split(",")))
 
 
 def load(name):
@@ -50,55 +53,65 @@ def row(scanner, dataset, tpr, fpr, precision, per_sec, note=""):
 
 print(f"{'scanner':<17} {'data set':<28} {'TPR':>6} {'FPR':>6} {'precision':>9} {'scans/s':>11}")
 
-# Prompt injection: the test splits, once, at the shipped threshold.
-for dataset in ["pi_slabs_test.jsonl", "pi_neuralchemy_test.jsonl"]:
-    rows = load(dataset)
-    reports = scan("[{type: prompt_injection}]", rows)
-    tp = sum(1 for x, r in zip(rows, reports) if x["label"] == 1 and not r["allowed"])
-    fp = sum(1 for x, r in zip(rows, reports) if x["label"] == 0 and not r["allowed"])
-    pos = sum(1 for x in rows if x["label"] == 1)
-    neg = len(rows) - pos
-    row("prompt_injection", dataset.removesuffix(".jsonl"), rate(tp, pos), rate(fp, neg), rate(tp, tp + fp), speed(reports), f"n={len(rows)}")
+def prompt_injection():
+    # Prompt injection: the test splits, once, at the shipped threshold.
+    for dataset in ["pi_slabs_test.jsonl", "pi_neuralchemy_test.jsonl"]:
+        rows = load(dataset)
+        reports = scan("[{type: prompt_injection}]", rows)
+        tp = sum(1 for x, r in zip(rows, reports) if x["label"] == 1 and not r["allowed"])
+        fp = sum(1 for x, r in zip(rows, reports) if x["label"] == 0 and not r["allowed"])
+        pos = sum(1 for x in rows if x["label"] == 1)
+        neg = len(rows) - pos
+        row("prompt_injection", dataset.removesuffix(".jsonl"), rate(tp, pos), rate(fp, neg), rate(tp, tp + fp), speed(reports), f"n={len(rows)}")
 
-# PII: recall per entity on the presidio templates; FPR on benign prompts.
-rows = load("pii_presidio.jsonl")
-reports = scan("[{type: pii, mode: redact}]", rows)
-placeholder_type = {"EMAIL": "email", "PHONE": "phone", "CREDIT_CARD": "credit_card", "IBAN": "iban", "SSN": "ssn", "IP_ADDRESS": "ip"}
-found_by_type, total_by_type = {}, {}
-true_detections = all_detections = 0
-for x, r in zip(rows, reports):
-    spans = [(d["start"], d["end"], placeholder_type.get(d["placeholder"].strip("[]").rstrip("_#").rstrip("_0123456789"), "?")) for d in r["redactions"]]
-    for e in x["entities"]:
-        total_by_type[e["type"]] = total_by_type.get(e["type"], 0) + 1
-        hit = any(s < e["end"] and e["start"] < t and k == e["type"] for s, t, k in spans)
-        found_by_type[e["type"]] = found_by_type.get(e["type"], 0) + int(hit)
-    for s, t, k in spans:
-        all_detections += 1
-        true_detections += int(any(s < e["end"] and e["start"] < t for e in x["entities"]))
-benign = load("pii_benign.jsonl")
-benign_reports = scan("[{type: pii, mode: redact}]", benign)
-fpr = rate(sum(1 for r in benign_reports if r["redactions"]), len(benign))
-for kind in ["email", "credit_card", "iban", "ssn", "phone"]:
-    row("pii", f"presidio/{kind}", rate(found_by_type.get(kind, 0), total_by_type.get(kind, 0)), fpr, rate(true_detections, all_detections), speed(reports), f"n={total_by_type.get(kind, 0)}")
 
-# Secrets: agreement with gitleaks on generated tokens.
-rows = load("secrets_generated.jsonl")
-reports = scan("[{type: secrets, mode: redact}]", rows)
-with tempfile.TemporaryDirectory() as d:
-    for i, x in enumerate(rows):
-        Path(d, f"{i:05}.txt").write_text(x["text"] + "\n")
-    report = Path(d, "gitleaks.json")
-    subprocess.run([gitleaks, "dir", d, "--no-banner", "--report-format", "json", "--report-path", str(report), "--exit-code", "0"], capture_output=True, check=True)
-    flagged = {int(Path(f["File"]).stem) for f in json.loads(report.read_text() or "[]") if Path(f["File"]).suffix == ".txt"}
-ours = [bool(r["redactions"]) for r in reports]
-theirs = [i in flagged for i in range(len(rows))]
-agree = sum(1 for a, b in zip(ours, theirs) if a == b)
-pos = [x["positive"] for x in rows]
-tp = sum(1 for o, p in zip(ours, pos) if o and p)
-fp = sum(1 for o, p in zip(ours, pos) if o and not p)
-row("secrets", "generated/vs labels", rate(tp, sum(pos)), rate(fp, len(pos) - sum(pos)), rate(tp, tp + fp), speed(reports), f"n={len(rows)}")
-row("secrets", "generated/agree w. gitleaks", rate(agree, len(rows)), float("nan"), float("nan"), speed(reports), f"gitleaks flagged {len(flagged)}")
-disagreements = [(rows[i]["kind"], ours[i], theirs[i]) for i in range(len(rows)) if ours[i] != theirs[i]]
-if disagreements:
-    from collections import Counter
-    print("  disagreements (kind, ours, gitleaks):", Counter(disagreements).most_common())
+def pii():
+    # PII: recall per entity on the presidio templates; FPR on benign prompts.
+    rows = load("pii_presidio.jsonl")
+    reports = scan("[{type: pii, mode: redact}]", rows)
+    placeholder_type = {"EMAIL": "email", "PHONE": "phone", "CREDIT_CARD": "credit_card", "IBAN": "iban", "SSN": "ssn", "IP_ADDRESS": "ip"}
+    found_by_type, total_by_type = {}, {}
+    true_detections = all_detections = 0
+    for x, r in zip(rows, reports):
+        spans = [(d["start"], d["end"], placeholder_type.get(d["placeholder"].strip("[]").rstrip("_#").rstrip("_0123456789"), "?")) for d in r["redactions"]]
+        for e in x["entities"]:
+            total_by_type[e["type"]] = total_by_type.get(e["type"], 0) + 1
+            hit = any(s < e["end"] and e["start"] < t and k == e["type"] for s, t, k in spans)
+            found_by_type[e["type"]] = found_by_type.get(e["type"], 0) + int(hit)
+        for s, t, k in spans:
+            all_detections += 1
+            true_detections += int(any(s < e["end"] and e["start"] < t for e in x["entities"]))
+    benign = load("pii_benign.jsonl")
+    benign_reports = scan("[{type: pii, mode: redact}]", benign)
+    fpr = rate(sum(1 for r in benign_reports if r["redactions"]), len(benign))
+    for kind in ["email", "credit_card", "iban", "ssn", "phone"]:
+        row("pii", f"presidio/{kind}", rate(found_by_type.get(kind, 0), total_by_type.get(kind, 0)), fpr, rate(true_detections, all_detections), speed(reports), f"n={total_by_type.get(kind, 0)}")
+
+
+def secrets_eval():
+    # Secrets: agreement with gitleaks on generated tokens.
+    rows = load("secrets_generated.jsonl")
+    reports = scan("[{type: secrets, mode: redact}]", rows)
+    with tempfile.TemporaryDirectory() as d:
+        for i, x in enumerate(rows):
+            Path(d, f"{i:05}.txt").write_text(x["text"] + "\n")
+        report = Path(d, "gitleaks.json")
+        subprocess.run([gitleaks, "dir", d, "--no-banner", "--report-format", "json", "--report-path", str(report), "--exit-code", "0"], capture_output=True, check=True)
+        flagged = {int(Path(f["File"]).stem) for f in json.loads(report.read_text() or "[]") if Path(f["File"]).suffix == ".txt"}
+    ours = [bool(r["redactions"]) for r in reports]
+    theirs = [i in flagged for i in range(len(rows))]
+    agree = sum(1 for a, b in zip(ours, theirs) if a == b)
+    pos = [x["positive"] for x in rows]
+    tp = sum(1 for o, p in zip(ours, pos) if o and p)
+    fp = sum(1 for o, p in zip(ours, pos) if o and not p)
+    row("secrets", "generated/vs labels", rate(tp, sum(pos)), rate(fp, len(pos) - sum(pos)), rate(tp, tp + fp), speed(reports), f"n={len(rows)}")
+    row("secrets", "generated/agree w. gitleaks", rate(agree, len(rows)), float("nan"), float("nan"), speed(reports), f"gitleaks flagged {len(flagged)}")
+    disagreements = [(rows[i]["kind"], ours[i], theirs[i]) for i in range(len(rows)) if ours[i] != theirs[i]]
+    if disagreements:
+        from collections import Counter
+        print("  disagreements (kind, ours, gitleaks):", Counter(disagreements).most_common())
+
+
+for name, run in [("prompt_injection", prompt_injection), ("pii", pii), ("secrets", secrets_eval)]:
+    if not only or name in only:
+        run()

@@ -17,6 +17,10 @@ const SAMPLES: &[(&str, &str)] = &[
         "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYz8Q2LkPzKQ",
     ),
     ("Google API key", "AIzaSyD3x9Kq8vLm2Np4Qr7St1Uv5Wx0Yz3Ab6C"),
+    (
+        "Google API key",
+        "key=AIzaSyD3x9Kq8vLm2Np4Qr7St1Uv5Wx0Yz3Ab6- next",
+    ),
     ("GitHub token", "ghp_1a2B3c4D5e6F7g8H9i0J1k2L3m4N5o6P7q8R"),
     ("GitLab token", "glpat-Ab3dEf6hIj9kLm2nOp5q"),
     (
@@ -80,6 +84,7 @@ async fn look_alikes_and_placeholders_pass() {
         "request 3f2a9c1e-8b7d-4e6f-a5c4-1d2e3f4a5b6c",
         "postgres://localhost:5432/app",
         "ask about Hugging Face hf_transfer",
+        "hf_Ab1Cd2Ef3Gh4Ij5Kl6Mn7Op8Qr9St0Uv1W", // digits: not the token format
     ] {
         assert!(
             kinds(text).await.is_empty(),
