@@ -7,9 +7,12 @@
 //! block, redact and report behaviour without writing it again.
 
 mod ban_substrings;
+mod code;
 mod delay;
 pub mod injection_model;
 pub mod invisible_text;
+mod language;
+mod no_refusal;
 pub mod normalize;
 mod pii;
 pub mod pipeline;
@@ -17,6 +20,9 @@ pub mod prompt_injection;
 mod regex;
 pub mod registry;
 mod secrets;
+mod token_limit;
+mod toxicity;
+mod urls;
 
 use std::ops::Range;
 
@@ -166,6 +172,16 @@ impl Verdict {
         out.push_str(&text[at..]);
         out
     }
+}
+
+/// Compiles one of the scanners' built-in patterns. They are constants
+/// exercised by the unit tests, so a failure is a programming error.
+#[expect(
+    clippy::expect_used,
+    reason = "constant patterns, compiled by every scanner's tests"
+)]
+pub(crate) fn builtin_regex(pattern: &str) -> ::regex::Regex {
+    ::regex::Regex::new(pattern).expect("built-in pattern compiles")
 }
 
 /// Numbers placeholders that contain `#` (`[EMAIL_#]` → `[EMAIL_1]`): the

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::injection_model::{FLAG_SCORE, Model};
 use super::normalize::fold;
-use super::{Match, Mode, Scanner};
+use super::{Match, Mode, Scanner, builtin_regex};
 
 /// `{type: prompt_injection, threshold: 0.75}`
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -78,34 +78,22 @@ fn families() -> &'static [Family] {
             ("system prompt extraction", 0.8, r"\b(everything|all|text|words) (above|before) (this|here)\b.*\b(repeat|print|output|verbatim|word for word)\b|\bverbatim\b.*\b(prompt|instructions)\b"),
         ];
         spec.iter()
-            .filter_map(|(name, score, pattern)| Regex::new(pattern).ok().map(|re| Family { name, score: *score, re }))
+            .map(|(name, score, pattern)| Family { name, score: *score, re: builtin_regex(pattern) })
             .collect()
     })
 }
 
 /// Chat-template and role delimiters, matched on the raw text.
 fn delimiters() -> &'static Regex {
-    static RE: OnceLock<Option<Regex>> = OnceLock::new();
+    static RE: OnceLock<Regex> = OnceLock::new();
     RE.get_or_init(|| {
-        Regex::new(r"(?i)<\|(im_start|im_end|system|user|assistant|endoftext|eot_id|start_header_id)\|>|\[/?INST\]|<</?SYS>>|</?(system|instructions?)>|^\s*#{2,}\s*(system|instruction)s?\s*:?\s*$|\bEND OF (SYSTEM )?PROMPT\b|\bBEGIN (NEW )?INSTRUCTIONS\b")
-            .ok()
+        builtin_regex(r"(?i)<\|(im_start|im_end|system|user|assistant|endoftext|eot_id|start_header_id)\|>|\[/?INST\]|<</?SYS>>|</?(system|instructions?)>|^\s*#{2,}\s*(system|instruction)s?\s*:?\s*$|\bEND OF (SYSTEM )?PROMPT\b|\bBEGIN (NEW )?INSTRUCTIONS\b")
     })
-    .as_ref()
-    .unwrap_or_else(|| unreachable_regex())
-}
-
-/// A regex that never matches, for the impossible case of a bad literal.
-fn unreachable_regex() -> &'static Regex {
-    static NEVER: OnceLock<Regex> = OnceLock::new();
-    NEVER.get_or_init(|| Regex::new(r"[^\s\S]").unwrap_or_else(|_| unreachable!()))
 }
 
 fn encoded_runs() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| {
-        Regex::new(r"[A-Za-z0-9+/_-]{16,}={0,2}|(?:[0-9a-fA-F]{2}[\s:]?){12,}")
-            .unwrap_or_else(|_| unreachable_regex().clone())
-    })
+    RE.get_or_init(|| builtin_regex(r"[A-Za-z0-9+/_-]{16,}={0,2}|(?:[0-9a-fA-F]{2}[\s:]?){12,}"))
 }
 
 pub struct PromptInjection {

@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use super::pipeline::{Configured, Pipeline};
 use super::{
-    Mode, Scanner, ban_substrings, delay, invisible_text, pii, prompt_injection, regex, secrets,
+    Mode, Scanner, ban_substrings, code, delay, invisible_text, language, no_refusal, pii,
+    prompt_injection, regex, secrets, token_limit, toxicity, urls,
 };
 
 /// One entry of `scanners.input[]` or `scanners.output[]`.
@@ -24,6 +25,12 @@ pub enum ScannerSpec {
     PromptInjection(prompt_injection::Config),
     Secrets(secrets::Config),
     Pii(pii::Config),
+    Toxicity(toxicity::Config),
+    TokenLimit(token_limit::Config),
+    Language(language::Config),
+    Code(code::Config),
+    Urls(urls::Config),
+    NoRefusal(no_refusal::Config),
 }
 
 /// What every scanner config shares, read off whichever variant it is.
@@ -46,6 +53,17 @@ impl ScannerSpec {
             Self::PromptInjection(c) => ("prompt_injection", &c.name, c.mode, c.threshold),
             Self::Secrets(c) => ("secrets", &c.name, c.mode, CERTAIN),
             Self::Pii(c) => ("pii", &c.name, c.mode, CERTAIN),
+            Self::Toxicity(c) => ("toxicity", &c.name, c.mode, c.threshold),
+            Self::TokenLimit(c) => ("token_limit", &c.name, c.mode, CERTAIN),
+            Self::Language(c) => (
+                "language",
+                &c.name,
+                c.mode,
+                CERTAIN.min(c.min_confidence as f32),
+            ),
+            Self::Code(c) => ("code", &c.name, c.mode, CERTAIN),
+            Self::Urls(c) => ("urls", &c.name, c.mode, CERTAIN),
+            Self::NoRefusal(c) => ("no_refusal", &c.name, c.mode, CERTAIN),
         };
         Common {
             kind,
@@ -70,6 +88,12 @@ impl ScannerSpec {
             Self::PromptInjection(c) => Arc::new(c.build()?),
             Self::Secrets(c) => Arc::new(c.build()?),
             Self::Pii(c) => Arc::new(c.build()?),
+            Self::Toxicity(c) => Arc::new(c.build()?),
+            Self::TokenLimit(c) => Arc::new(c.build()?),
+            Self::Language(c) => Arc::new(c.build()?),
+            Self::Code(c) => Arc::new(c.build()?),
+            Self::Urls(c) => Arc::new(c.build()?),
+            Self::NoRefusal(c) => Arc::new(c.build()?),
         };
         let common = self.common();
         if common.mode == Mode::Redact && !scanner.can_redact() {
