@@ -107,7 +107,7 @@ impl Urls {
             .rsplit('@')
             .next()?
             .to_string();
-        let raw_host = raw_host.trim_end_matches(|c: char| c == '.' || c == ',' || c == ')');
+        let raw_host = raw_host.trim_end_matches(['.', ',', ')']);
         if self.config.block_mixed_script && mixed_script(raw_host) {
             return Some("mixed-script host".into());
         }
