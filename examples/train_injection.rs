@@ -13,7 +13,7 @@
 
 use std::path::Path;
 
-use ollama_guard::scan::injection_model::{FLAG_SCORE, Model};
+use ollama_guard::scan::injection_model::{FLAG_SCORE, Model, applies};
 use ollama_guard::scan::normalize::fold;
 use ollama_guard::scan::prompt_injection::rule_score;
 
@@ -87,7 +87,15 @@ fn main() {
         let mut model = Model::train(&train, epochs, rate, l2);
         let scored: Vec<Scored> = validation
             .iter()
-            .map(|(t, y)| (rule_score(t).0, model.score(&fold(t)), *y))
+            .map(|(t, y)| {
+                let folded = fold(t);
+                let p = if applies(&folded) {
+                    model.score(&folded)
+                } else {
+                    0.0
+                };
+                (rule_score(t).0, p, *y)
+            })
             .collect();
         let (threshold, tpr, fpr) = pick(&scored, max_fpr);
         println!(

@@ -167,14 +167,36 @@ pub struct ScannersConfig {
     pub output: Vec<ScannerSpec>,
 }
 
+/// The shipped scanner set: cheap, high-precision checks whose false-positive
+/// rates were measured (README, "Accuracy"). Blocks what is unambiguous
+/// (smuggled characters, injection), redacts credentials, and only reports
+/// PII and refusals, which ordinary use contains.
+const DEFAULT_SCANNERS: &str = "
+input:
+  - {type: invisible_text, mode: block}
+  - {type: secrets, mode: redact}
+  - {type: prompt_injection, mode: block, threshold: 0.75}
+  - {type: pii, mode: report}
+output:
+  - {type: invisible_text, mode: redact}
+  - {type: secrets, mode: redact}
+  - {type: no_refusal, mode: report}
+";
+
 impl Default for ScannersConfig {
+    #[expect(clippy::expect_used, reason = "a constant, parsed by the config tests")]
     fn default() -> Self {
-        use crate::scan::{Mode, registry::ScannerSpec as S};
-        let invisible =
-            |mode| S::InvisibleText(crate::scan::invisible_text::Config { name: None, mode });
+        // Not `ScannersConfig` itself: its `#[serde(default)]` would call this.
+        #[derive(Deserialize)]
+        struct Lists {
+            input: Vec<ScannerSpec>,
+            output: Vec<ScannerSpec>,
+        }
+        let lists: Lists =
+            serde_saphyr::from_str(DEFAULT_SCANNERS).expect("the default scanner set parses");
         Self {
-            input: vec![invisible(Mode::Block)],
-            output: vec![invisible(Mode::Redact)],
+            input: lists.input,
+            output: lists.output,
         }
     }
 }

@@ -13,6 +13,17 @@ use std::sync::OnceLock;
 /// score at least this.
 pub const FLAG_SCORE: f32 = 0.75;
 
+/// The model judges texts of at least this many words; shorter ones (a
+/// greeting, "ok", "thanks") are left to the rules. In the training data
+/// short texts are mostly injections, which taught earlier models to flag
+/// any greeting.
+pub const MODEL_MIN_WORDS: usize = 5;
+
+/// Whether the model should judge this folded text at all.
+pub fn applies(folded: &str) -> bool {
+    folded.split(' ').filter(|w| !w.is_empty()).count() >= MODEL_MIN_WORDS
+}
+
 /// Features hash into 2^FEATURE_BITS slots.
 pub const FEATURE_BITS: u32 = 20;
 const MODEL_HEADER: &str = "ollama-guard-injection-model v1";
@@ -46,7 +57,6 @@ pub fn features(folded: &str) -> Vec<u32> {
             out.push(hash(b'c', &[&gram.iter().collect::<String>()]));
         }
     }
-    out.push(hash(b'n', &[&(words.len().min(40) / 4).to_string()]));
     out.sort_unstable();
     out.dedup();
     out

@@ -13,7 +13,7 @@ use base64::Engine;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use super::injection_model::{FLAG_SCORE, Model};
+use super::injection_model::{FLAG_SCORE, Model, applies};
 use super::normalize::fold;
 use super::{Match, Mode, Scanner, builtin_regex};
 
@@ -165,7 +165,9 @@ fn rot13(text: &str) -> String {
 /// and the model's calibrated score.
 pub fn judge(text: &str, model: Option<&Model>) -> (f32, String) {
     let (score, why) = rule_score(text);
-    match model.map(|m| m.calibrated(m.score(&fold(text)))) {
+    let folded = fold(text);
+    let model = model.filter(|_| applies(&folded));
+    match model.map(|m| m.calibrated(m.score(&folded))) {
         Some(p) if p > score => (p, "learned model".into()),
         _ => (score, why),
     }

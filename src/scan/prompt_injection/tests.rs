@@ -83,6 +83,26 @@ async fn ordinary_prompts_pass() {
     }
 }
 
+#[tokio::test]
+async fn short_everyday_messages_pass_with_the_shipped_model() {
+    let scanner = Config::default().build().expect("config");
+    for text in [
+        "hello",
+        "hi",
+        "thanks",
+        "ok",
+        "yes please",
+        "hello world",
+        "good morning",
+        "tell me a joke",
+        "what's up?",
+    ] {
+        let found = scanner.scan(text).await.expect("scan");
+        let score = found.first().map_or(0.0, |m| m.score);
+        assert!(score < FLAG_SCORE, "{text:?} scored {score}");
+    }
+}
+
 #[test]
 fn thresholds_outside_zero_to_one_are_rejected() {
     assert!(
