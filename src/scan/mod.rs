@@ -184,6 +184,17 @@ pub(crate) fn builtin_regex(pattern: &str) -> ::regex::Regex {
     ::regex::Regex::new(pattern).expect("built-in pattern compiles")
 }
 
+/// [`builtin_regex`] for a set of patterns matched in one pass.
+#[expect(
+    clippy::expect_used,
+    reason = "constant patterns, compiled by every scanner's tests"
+)]
+pub(crate) fn builtin_regex_set<'a>(
+    patterns: impl IntoIterator<Item = &'a str>,
+) -> ::regex::RegexSet {
+    ::regex::RegexSet::new(patterns).expect("built-in patterns compile")
+}
+
 /// Numbers placeholders that contain `#` (`[EMAIL_#]` → `[EMAIL_1]`): the
 /// same value gets the same number, a new value the next one. Lives for one
 /// request; the values never leave it.

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::injection_model::{FLAG_SCORE, Model, applies};
 use super::normalize::fold;
-use super::{Match, Mode, Scanner, builtin_regex};
+use super::{Match, Mode, Scanner, builtin_regex, builtin_regex_set};
 
 /// `{type: prompt_injection, threshold: 0.75}`
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -63,24 +63,73 @@ struct Family {
     re: Regex,
 }
 
+/// (family, score, pattern over folded text).
+const FAMILY_SPECS: &[(&str, f32, &str)] = &[
+    (
+        "instruction override",
+        0.95,
+        r"\b(ignore|disregard|forget|override|bypass|skip|drop|abandon|set aside|throw out|neglect)\b(\s\w+){0,4}?\s(previous|prior|above|earlier|preceding|former|original|initial|all|any|your|the|these|those|system)\b(\s\w+){0,3}?\s(instructions?|rules?|guidelines?|directives?|prompts?|commands?|constraints?|restrictions?|programming|training|policies|policy|guardrails?|filters?|safety)\b",
+    ),
+    (
+        "instruction override",
+        0.9,
+        r"\b(new|updated|real|actual|revised) (instructions?|rules?|directives?|task)\s?(are|is|follow)?\b.*\b(from now on|instead|override)\b",
+    ),
+    (
+        "instruction override",
+        0.85,
+        r"\bfrom now on\b.*\b(you (will|must|are|shall)|respond|answer|act)\b.*\b(without|no|ignore|never refuse|any restrictions?|unfiltered|uncensored)\b",
+    ),
+    (
+        "jailbreak persona",
+        0.95,
+        r"\b(dan|do anything now|developer mode|dev mode|god mode|jailbreak\w*|jail broken|aim mode|stan|dude mode|evil (ai|assistant|bot|mode)|unfiltered (ai|mode|assistant)|uncensored (ai|mode|assistant|version)|unrestricted (ai|mode|assistant))\b",
+    ),
+    (
+        "jailbreak persona",
+        0.85,
+        r"\b(pretend|act|behave|roleplay|role play|imagine|simulate)\b(\s\w+){0,6}?\s(no|without|free of|free from|ignoring)\s(\w+\s){0,2}(rules|restrictions|limits|limitations|filters|guidelines|ethics|morals|censorship|boundaries)\b",
+    ),
+    (
+        "jailbreak persona",
+        0.8,
+        r"\b(you are|you re|youre) (now |no longer )?(free|liberated|unchained|unbound|not bound|no longer bound)\b",
+    ),
+    (
+        "system prompt extraction",
+        0.95,
+        r"\b(reveal|show|print|display|repeat|output|tell|give|share|leak|dump|recite|write out|spell out|list)\b(\s\w+){0,5}?\s(system|initial|original|hidden|secret|internal|developer|pre ?prompt|starting|first)\s(prompt|instructions?|message|rules|guidelines|configuration|directives?)\b",
+    ),
+    (
+        "system prompt extraction",
+        0.85,
+        r"\b(what (is|are|were)|repeat|print) (your|the) (instructions|system prompt|rules you were given|prompt above|text above|words above)\b",
+    ),
+    (
+        "system prompt extraction",
+        0.8,
+        r"\b(everything|all|text|words) (above|before) (this|here)\b.*\b(repeat|print|output|verbatim|word for word)\b|\bverbatim\b.*\b(prompt|instructions)\b",
+    ),
+];
+
 fn families() -> &'static [Family] {
     static FAMILIES: OnceLock<Vec<Family>> = OnceLock::new();
     FAMILIES.get_or_init(|| {
-        let spec: &[(&str, f32, &str)] = &[
-            ("instruction override", 0.95, r"\b(ignore|disregard|forget|override|bypass|skip|drop|abandon|set aside|throw out|neglect)\b(\s\w+){0,4}?\s(previous|prior|above|earlier|preceding|former|original|initial|all|any|your|the|these|those|system)\b(\s\w+){0,3}?\s(instructions?|rules?|guidelines?|directives?|prompts?|commands?|constraints?|restrictions?|programming|training|policies|policy|guardrails?|filters?|safety)\b"),
-            ("instruction override", 0.9, r"\b(new|updated|real|actual|revised) (instructions?|rules?|directives?|task)\s?(are|is|follow)?\b.*\b(from now on|instead|override)\b"),
-            ("instruction override", 0.85, r"\bfrom now on\b.*\b(you (will|must|are|shall)|respond|answer|act)\b.*\b(without|no|ignore|never refuse|any restrictions?|unfiltered|uncensored)\b"),
-            ("jailbreak persona", 0.95, r"\b(dan|do anything now|developer mode|dev mode|god mode|jailbreak\w*|jail broken|aim mode|stan|dude mode|evil (ai|assistant|bot|mode)|unfiltered (ai|mode|assistant)|uncensored (ai|mode|assistant|version)|unrestricted (ai|mode|assistant))\b"),
-            ("jailbreak persona", 0.85, r"\b(pretend|act|behave|roleplay|role play|imagine|simulate)\b(\s\w+){0,6}?\s(no|without|free of|free from|ignoring)\s(\w+\s){0,2}(rules|restrictions|limits|limitations|filters|guidelines|ethics|morals|censorship|boundaries)\b"),
-            ("jailbreak persona", 0.8, r"\b(you are|you re|youre) (now |no longer )?(free|liberated|unchained|unbound|not bound|no longer bound)\b"),
-            ("system prompt extraction", 0.95, r"\b(reveal|show|print|display|repeat|output|tell|give|share|leak|dump|recite|write out|spell out|list)\b(\s\w+){0,5}?\s(system|initial|original|hidden|secret|internal|developer|pre ?prompt|starting|first)\s(prompt|instructions?|message|rules|guidelines|configuration|directives?)\b"),
-            ("system prompt extraction", 0.85, r"\b(what (is|are|were)|repeat|print) (your|the) (instructions|system prompt|rules you were given|prompt above|text above|words above)\b"),
-            ("system prompt extraction", 0.8, r"\b(everything|all|text|words) (above|before) (this|here)\b.*\b(repeat|print|output|verbatim|word for word)\b|\bverbatim\b.*\b(prompt|instructions)\b"),
-        ];
-        spec.iter()
-            .map(|(name, score, pattern)| Family { name, score: *score, re: builtin_regex(pattern) })
+        FAMILY_SPECS
+            .iter()
+            .map(|(name, score, pattern)| Family {
+                name,
+                score: *score,
+                re: builtin_regex(pattern),
+            })
             .collect()
     })
+}
+
+/// All families in one automaton: one pass tells which (if any) match.
+fn family_set() -> &'static regex::RegexSet {
+    static SET: OnceLock<regex::RegexSet> = OnceLock::new();
+    SET.get_or_init(|| builtin_regex_set(FAMILY_SPECS.iter().map(|(_, _, p)| *p)))
 }
 
 /// Chat-template and role delimiters, matched on the raw text.
@@ -102,10 +151,11 @@ pub struct PromptInjection {
 
 /// The best rule match over a folded text: (score, family).
 fn rules(folded: &str) -> Option<(f32, &'static str)> {
-    families()
+    let list = families();
+    family_set()
+        .matches(folded)
         .iter()
-        .filter(|f| f.re.is_match(folded))
-        .map(|f| (f.score, f.name))
+        .map(|i| (list[i].score, list[i].name))
         .fold(None, |best: Option<(f32, &str)>, m| {
             if best.is_none_or(|b| m.0 > b.0) {
                 Some(m)
@@ -164,8 +214,8 @@ fn rot13(text: &str) -> String {
 /// (score, why) for a text, with `model` if given: the highest of the rules
 /// and the model's calibrated score.
 pub fn judge(text: &str, model: Option<&Model>) -> (f32, String) {
-    let (score, why) = rule_score(text);
     let folded = fold(text);
+    let (score, why) = rule_score_folded(text, &folded);
     let model = model.filter(|_| applies(&folded));
     match model.map(|m| m.calibrated(m.score(&folded))) {
         Some(p) if p > score => (p, "learned model".into()),
@@ -176,8 +226,12 @@ pub fn judge(text: &str, model: Option<&Model>) -> (f32, String) {
 /// (score, why) from the rule families, the delimiter check and decoded
 /// payloads alone; 0 when nothing fires.
 pub fn rule_score(text: &str) -> (f32, String) {
-    let folded = fold(text);
-    let mut best = rules(&folded).map_or((0.0, String::new()), |(s, n)| (s, n.to_string()));
+    rule_score_folded(text, &fold(text))
+}
+
+/// [`rule_score`] with the text already folded.
+fn rule_score_folded(text: &str, folded: &str) -> (f32, String) {
+    let mut best = rules(folded).map_or((0.0, String::new()), |(s, n)| (s, n.to_string()));
     if delimiters().is_match(text) && best.0 < 0.8 {
         best = (0.8, "delimiter or chat-template injection".into());
     }

@@ -1,0 +1,93 @@
+//! Scan cost on one core: each scanner and the whole default input pipeline
+//! (from the shipped config) on a 4 KB prompt of ordinary prose with a code
+//! snippet, an e-mail address and a URL, no cache. Prints mean and p99 per
+//! scan.
+//!
+//! `cargo bench --bench scanners` (or `bench/scanners.sh`).
+
+// A benchmark that cannot set up should stop loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use ollama_guard::config::{Config, load_from};
+use ollama_guard::scan::registry::build_pipeline;
+use ollama_guard::scan::{Pipeline, ScannerSpec};
+use support::percentile;
+
+const PARAGRAPH: &str = "I am planning a two week trip through northern Italy in the spring and would like help with an itinerary. \
+We will land in Milan, want to spend a few days around Lake Como, then continue to Verona, Venice and Bologna by train. \
+My partner is vegetarian and we both enjoy long walks, small museums and local markets. Please suggest where to stay, \
+how long to spend in each place, and which train tickets to book in advance. You can reach me at traveller.jane@example.com \
+and the rail operator's site is https://www.trenitalia.com for reference. ";
+
+fn prompt() -> String {
+    let mut text = String::new();
+    while text.len() < 3800 {
+        text.push_str(PARAGRAPH);
+    }
+    text.push_str(
+        "\n```python\nimport itertools\nfor city in ['Milan', 'Verona']:\n    print(city)\n```\n",
+    );
+    text.truncate(text.floor_char_boundary(4096));
+    text
+}
+
+async fn time(pipeline: &Pipeline, text: &str, iterations: usize) -> Vec<Duration> {
+    for _ in 0..50 {
+        pipeline.scan(text).await.expect("scan");
+    }
+    let mut out = Vec::with_capacity(iterations);
+    for _ in 0..iterations {
+        let started = Instant::now();
+        let scanned = pipeline.scan(text).await.expect("scan");
+        out.push(started.elapsed());
+        std::hint::black_box(scanned);
+    }
+    out
+}
+
+fn line(name: &str, times: &[Duration]) {
+    let mean = times.iter().sum::<Duration>() / times.len() as u32;
+    println!(
+        "{name:<34} mean {:>8.1} µs   p99 {:>8.1} µs",
+        mean.as_secs_f64() * 1e6,
+        percentile(times, 0.99).as_secs_f64() * 1e6
+    );
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let text = prompt();
+    let iterations = support::arg("--iterations", 2000);
+    println!(
+        "one core, a {}-byte prompt, {iterations} scans each, no cache",
+        text.len()
+    );
+    let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.yaml"))
+        .expect("config.yaml");
+    let config: Config = load_from(&shipped, |_| None).expect("config");
+    for spec in &config.scanners.input {
+        let p = build_pipeline("bench", std::slice::from_ref(spec)).expect("scanner");
+        line(
+            &format!("default input: {}", spec.kind()),
+            &time(&p, &text, iterations).await,
+        );
+    }
+    let all = build_pipeline("bench", &config.scanners.input).expect("pipeline");
+    line(
+        "DEFAULT INPUT PIPELINE",
+        &time(&all, &text, iterations).await,
+    );
+    let others = "[{type: toxicity}, {type: token_limit, max_tokens: 512}, {type: language}, {type: code}, {type: urls}, {type: ban_substrings, substrings: [a, b, c]}, {type: regex, patterns: ['\\d{3}-\\d{4}']}]";
+    let specs: Vec<ScannerSpec> = serde_saphyr::from_str(others).expect("specs");
+    for spec in &specs {
+        let p = build_pipeline("bench", std::slice::from_ref(spec)).expect("scanner");
+        line(
+            &format!("optional: {}", spec.kind()),
+            &time(&p, &text, iterations / 4).await,
+        );
+    }
+}
