@@ -56,11 +56,11 @@ impl Config {
     }
 }
 
-/// One family of patterns over folded text, and the score a match gives.
+/// One family of patterns over folded text (matched by [`family_set`]), and
+/// the score a match gives.
 struct Family {
     name: &'static str,
     score: f32,
-    re: Regex,
 }
 
 /// (family, score, pattern over folded text).
@@ -117,10 +117,9 @@ fn families() -> &'static [Family] {
     FAMILIES.get_or_init(|| {
         FAMILY_SPECS
             .iter()
-            .map(|(name, score, pattern)| Family {
+            .map(|(name, score, _)| Family {
                 name,
                 score: *score,
-                re: builtin_regex(pattern),
             })
             .collect()
     })
