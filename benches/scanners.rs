@@ -31,7 +31,7 @@ fn prompt() -> String {
     text.push_str(
         "\n```python\nimport itertools\nfor city in ['Milan', 'Verona']:\n    print(city)\n```\n",
     );
-    text.truncate(text.floor_char_boundary(4096));
+    text.truncate(4096); // the prompt is ASCII, so any byte is a char boundary
     text
 }
 
