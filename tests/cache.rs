@@ -143,12 +143,7 @@ async fn verdicts_are_shared_through_redis_and_promoted_to_l1() {
     let a = start_proxy(redis_config(&fake.url, &redis.url(), COSTLY)).await;
     let b = start_proxy(redis_config(&fake.url, &redis.url(), COSTLY)).await;
     for p in [&a, &b] {
-        assert!(
-            eventually(|| async {
-                get_json(&format!("{}/cache/health", p.url)).await["redis_connected"] == true
-            })
-            .await
-        );
+        assert!(common::redis_connected(&p.url).await);
     }
     assert_eq!(tier(&a.url, "shared prompt").await, "miss");
     assert!(
@@ -177,12 +172,7 @@ async fn redis_holds_hashes_and_verdicts_never_text() {
     let fake = FakeOllama::start().await;
     let yaml = "scanners:\n  input:\n    - {type: regex, mode: redact, patterns: ['sk-[a-z0-9]{10}']}\n  output:\n    - {type: ban_substrings, substrings: [zebra]}\n";
     let proxy = start_proxy(redis_config(&fake.url, &redis.url(), yaml)).await;
-    assert!(
-        eventually(|| async {
-            get_json(&format!("{}/cache/health", proxy.url)).await["redis_connected"] == true
-        })
-        .await
-    );
+    assert!(common::redis_connected(&proxy.url).await);
     let prompts = [
         "Tell me about Quetzalcoatlus northropi",
         "my key is sk-abcdef1234 keep it safe",
@@ -229,12 +219,7 @@ async fn redis_entries_carry_the_ttl_and_expire() {
     let mut cfg = redis_config(&fake.url, &redis.url(), COSTLY);
     cfg.cache.ttl = 1;
     let proxy = start_proxy(cfg).await;
-    assert!(
-        eventually(|| async {
-            get_json(&format!("{}/cache/health", proxy.url)).await["redis_connected"] == true
-        })
-        .await
-    );
+    assert!(common::redis_connected(&proxy.url).await);
     tier(&proxy.url, "expiring").await;
     assert!(eventually(|| async { redis.dump().await.len() == 1 }).await);
     let mut c = redis.connection().await;
@@ -268,12 +253,7 @@ async fn a_policy_change_never_serves_an_old_verdict() {
     ))
     .await;
     for p in [&lenient, &strict] {
-        assert!(
-            eventually(|| async {
-                get_json(&format!("{}/cache/health", p.url)).await["redis_connected"] == true
-            })
-            .await
-        );
+        assert!(common::redis_connected(&p.url).await);
     }
     assert_eq!(chat(&lenient.url, "I like pears").await.status(), 200);
     assert!(eventually(|| async { redis.dump().await.len() == 1 }).await);
@@ -289,12 +269,7 @@ async fn clear_needs_the_admin_token_and_reaches_every_instance() {
     let a = start_proxy(redis_config(&fake.url, &redis.url(), COSTLY)).await;
     let b = start_proxy(redis_config(&fake.url, &redis.url(), COSTLY)).await;
     for p in [&a, &b] {
-        assert!(
-            eventually(|| async {
-                get_json(&format!("{}/cache/health", p.url)).await["redis_connected"] == true
-            })
-            .await
-        );
+        assert!(common::redis_connected(&p.url).await);
     }
     // Another deployment's key under another prefix must survive the clear.
     let mut c = redis.connection().await;

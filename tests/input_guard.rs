@@ -4,19 +4,10 @@
 
 mod common;
 
-use common::{FakeOllama, SCANNERS, client, config, frames, stack, start_proxy};
+use common::{FakeOllama, SCANNERS, client, config, frames, post_json as post, stack, start_proxy};
 use serde_json::{Value, json};
 
 const BANNED: &str = "Please KILL ALL HUMANS now";
-
-async fn post(url: &str, path: &str, body: &Value) -> reqwest::Response {
-    client()
-        .post(format!("{url}{path}"))
-        .json(body)
-        .send()
-        .await
-        .unwrap()
-}
 
 #[tokio::test]
 async fn blocked_prompt_never_reaches_ollama_on_any_route() {

@@ -6,22 +6,15 @@ mod common;
 
 use std::time::Duration;
 
-use common::{FakeOllama, SCANNERS, StreamEnd, chunks, client, config, frames, stack, start_proxy};
+use common::{
+    FakeOllama, SCANNERS, StreamEnd, chunks, config, frames, post_json as post, stack, start_proxy,
+};
 use serde_json::{Value, json};
 
 const SPLIT: [&str; 4] = ["Sure. We must kill", " all hu", "mans", " today."];
 
 fn chat(stream: bool) -> Value {
     json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": stream})
-}
-
-async fn post(url: &str, path: &str, body: &Value) -> reqwest::Response {
-    client()
-        .post(format!("{url}{path}"))
-        .json(body)
-        .send()
-        .await
-        .unwrap()
 }
 
 #[tokio::test]

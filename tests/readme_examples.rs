@@ -147,12 +147,7 @@ async fn readme_curl_examples_run_and_match_their_samples() {
     let mut cfg = redis_config(&fake.url, &redis.url(), &yaml);
     cfg.admin.token = Some(ADMIN_TOKEN.into());
     let proxy = start_proxy(cfg).await;
-    assert!(
-        eventually(|| async {
-            get_json(&format!("{}/cache/health", proxy.url)).await["redis_connected"] == true
-        })
-        .await
-    );
+    assert!(common::redis_connected(&proxy.url).await);
     let host = proxy.url.trim_start_matches("http://").to_string();
 
     let found = examples(&readme);

@@ -81,7 +81,7 @@ async fn redis_killed_and_restarted_under_load_fails_no_request() {
     let mut redis = RedisServer::start();
     let fake = FakeOllama::start().await;
     let proxy = start_proxy(redis_config(&fake.url, &redis.url(), SCANNERS)).await;
-    assert!(eventually(|| async { health(&proxy.url, "redis_connected").await == true }).await);
+    assert!(common::redis_connected(&proxy.url).await);
     let stop = Arc::new(AtomicBool::new(false));
     let running = load(proxy.url.clone(), stop.clone());
 
@@ -114,7 +114,7 @@ async fn redis_hung_by_sigstop_opens_the_breaker_and_fails_no_request() {
     let redis = RedisServer::start();
     let fake = FakeOllama::start().await;
     let proxy = start_proxy(redis_config(&fake.url, &redis.url(), SCANNERS)).await;
-    assert!(eventually(|| async { health(&proxy.url, "redis_connected").await == true }).await);
+    assert!(common::redis_connected(&proxy.url).await);
     let stop = Arc::new(AtomicBool::new(false));
     let running = load(proxy.url.clone(), stop.clone());
 

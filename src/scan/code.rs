@@ -159,12 +159,10 @@ impl Scanner for Code {
         }
         outside.push_str(&text[last..]);
         if let Some(lang) = guess(&outside, 3).filter(|l| self.wanted(Some(l))) {
-            found.push(Match {
-                span: None,
-                score: 0.8,
-                reason: format!("{lang} code outside a code block"),
-                placeholder: String::new(),
-            });
+            found.push(Match::judgement(
+                0.8,
+                format!("{lang} code outside a code block"),
+            ));
         }
         Ok(found)
     }

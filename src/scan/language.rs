@@ -79,12 +79,10 @@ impl Scanner for Language {
         if self.allowed.contains(&info.lang()) || info.confidence() < self.min_confidence {
             return Ok(Vec::new());
         }
-        Ok(vec![Match {
-            span: None,
-            score: info.confidence() as f32,
-            reason: format!("language {} is not allowed", info.lang().code()),
-            placeholder: String::new(),
-        }])
+        Ok(vec![Match::judgement(
+            info.confidence() as f32,
+            format!("language {} is not allowed", info.lang().code()),
+        )])
     }
 }
 

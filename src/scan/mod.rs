@@ -86,6 +86,18 @@ pub struct Match {
     pub placeholder: String,
 }
 
+impl Match {
+    /// A judgement of the whole text (no span, so it cannot be redacted).
+    pub fn judgement(score: f32, reason: impl Into<String>) -> Self {
+        Self {
+            span: None,
+            score,
+            reason: reason.into(),
+            placeholder: String::new(),
+        }
+    }
+}
+
 /// A scanner failed to produce an answer (e.g. a guard model timed out).
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("scanner {scanner} failed: {message}")]

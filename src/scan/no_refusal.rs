@@ -52,12 +52,7 @@ impl Scanner for NoRefusal {
     async fn scan(&self, text: &str) -> Result<Vec<Match>, String> {
         Ok(refusals()
             .is_match(&fold(text))
-            .then(|| Match {
-                span: None,
-                score: 0.9,
-                reason: "refusal".into(),
-                placeholder: String::new(),
-            })
+            .then(|| Match::judgement(0.9, "refusal"))
             .into_iter()
             .collect())
     }

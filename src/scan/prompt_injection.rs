@@ -258,12 +258,7 @@ impl Scanner for PromptInjection {
         if score <= 0.0 {
             return Ok(Vec::new());
         }
-        Ok(vec![Match {
-            span: None,
-            score,
-            reason: why,
-            placeholder: String::new(),
-        }])
+        Ok(vec![Match::judgement(score, why)])
     }
 }
 

@@ -73,12 +73,7 @@ impl Scanner for TokenLimit {
         }
         let n = self.bpe.encode_ordinary(text).len();
         Ok((n > self.max)
-            .then(|| Match {
-                span: None,
-                score: 1.0,
-                reason: format!("{n} tokens, over the {} limit", self.max),
-                placeholder: String::new(),
-            })
+            .then(|| Match::judgement(1.0, format!("{n} tokens, over the {} limit", self.max)))
             .into_iter()
             .collect())
     }

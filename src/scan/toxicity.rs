@@ -127,12 +127,7 @@ impl Scanner for Toxicity {
         }
         Ok(found
             .into_iter()
-            .map(|c| Match {
-                span: None,
-                score: c.score(),
-                reason: format!("{c:?}").to_lowercase(),
-                placeholder: String::new(),
-            })
+            .map(|c| Match::judgement(c.score(), format!("{c:?}").to_lowercase()))
             .collect())
     }
 }

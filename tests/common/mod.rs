@@ -108,6 +108,24 @@ pub async fn get_json(url: &str) -> serde_json::Value {
         .expect("json")
 }
 
+/// POSTs a JSON body to a path of a server.
+pub async fn post_json(url: &str, path: &str, body: &serde_json::Value) -> reqwest::Response {
+    client()
+        .post(format!("{url}{path}"))
+        .json(body)
+        .send()
+        .await
+        .expect("post")
+}
+
+/// Waits (up to 10 s) until the proxy at `url` reports Redis connected.
+pub async fn redis_connected(url: &str) -> bool {
+    eventually(|| async {
+        get_json(&format!("{url}/cache/health")).await["redis_connected"] == true
+    })
+    .await
+}
+
 /// Polls `check` every 20 ms for up to 10 s; true once it holds.
 pub async fn eventually<F, Fut>(mut check: F) -> bool
 where
