@@ -158,3 +158,20 @@ fn unknown_commands_and_options_are_rejected() {
     assert!(!s.run(&["start", "--colour"]).status.success());
     assert!(text(&s.run(&["help"])).contains("restart"));
 }
+
+#[tokio::test]
+async fn log_file_has_no_terminal_colour_codes() {
+    let fake = FakeOllama::start().await;
+    let s = Script::new(&fake.url, "plain-log");
+    let starter = s.clone();
+    let out = tokio::task::spawn_blocking(move || starter.run(&["start"]))
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(s.run(&["stop"]).status.success());
+    let log = std::fs::read_to_string(s.dir.join("proxy.log")).unwrap();
+    assert!(
+        log.contains("listening") && !log.contains('\u{1b}'),
+        "{log:?}"
+    );
+}
