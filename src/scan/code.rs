@@ -179,12 +179,7 @@ mod tests {
         }
         .build()
         .expect("config");
-        c.scan(text)
-            .await
-            .expect("scan")
-            .into_iter()
-            .map(|m| m.reason)
-            .collect()
+        crate::scan::reasons(&c, text).await
     }
 
     #[tokio::test]

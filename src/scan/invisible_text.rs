@@ -85,8 +85,7 @@ mod tests {
     use crate::scan::{Redaction, Verdict};
 
     async fn reasons(text: &str) -> Vec<String> {
-        let found = InvisibleText.scan(text).await.expect("scan");
-        found.into_iter().map(|m| m.reason).collect()
+        crate::scan::reasons(&InvisibleText, text).await
     }
 
     #[tokio::test]

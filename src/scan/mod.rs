@@ -186,6 +186,16 @@ impl Verdict {
     }
 }
 
+/// The reasons of a scanner's findings on `text` (for the scanners' tests).
+#[cfg(test)]
+pub(crate) async fn reasons(scanner: &dyn Scanner, text: &str) -> Vec<String> {
+    let found = scanner
+        .scan(text)
+        .await
+        .unwrap_or_else(|e| panic!("scan failed: {e}"));
+    found.into_iter().map(|m| m.reason).collect()
+}
+
 /// Compiles one of the scanners' built-in patterns. They are constants
 /// exercised by the unit tests, so a failure is a programming error.
 #[expect(

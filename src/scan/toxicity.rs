@@ -138,12 +138,7 @@ mod tests {
 
     async fn categories(text: &str) -> Vec<String> {
         let t = Config::default().build().expect("config");
-        t.scan(text)
-            .await
-            .expect("scan")
-            .into_iter()
-            .map(|m| m.reason)
-            .collect()
+        crate::scan::reasons(&t, text).await
     }
 
     #[tokio::test]

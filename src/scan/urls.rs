@@ -157,15 +157,7 @@ mod tests {
     use super::*;
 
     async fn reasons(config: Config, text: &str) -> Vec<String> {
-        config
-            .build()
-            .expect("config")
-            .scan(text)
-            .await
-            .expect("scan")
-            .into_iter()
-            .map(|m| m.reason)
-            .collect()
+        crate::scan::reasons(&config.build().expect("config"), text).await
     }
 
     #[tokio::test]

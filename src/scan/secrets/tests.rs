@@ -1,13 +1,7 @@
 use super::*;
 
 async fn kinds(text: &str) -> Vec<String> {
-    Secrets
-        .scan(text)
-        .await
-        .expect("scan")
-        .into_iter()
-        .map(|m| m.reason)
-        .collect()
+    crate::scan::reasons(&Secrets, text).await
 }
 
 const SAMPLES: &[(&str, &str)] = &[
