@@ -2,7 +2,6 @@
 //! streamed (see `stream.rs`), or whole, through the verdict cache, before
 //! any of it is sent.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -60,7 +59,7 @@ pub async fn guard(
             route,
             framing,
             guard,
-            config: Arc::new(g.clone()),
+            config: state.config.clone(),
             model: reply.model,
         };
         let mut response = Response::new(Body::from_stream(stream::guard_stream(

@@ -14,7 +14,7 @@ use futures_util::{Stream, StreamExt};
 use serde_json::Value;
 
 use super::blocks::stream_block_frames;
-use crate::config::GuardConfig;
+use crate::config::Config;
 use crate::dialect::codec::{Framer, Framing, Payload};
 use crate::dialect::{Route, apply_rewrites};
 use crate::guard::output::{OutputGuard, WindowVerdict, redact_range};
@@ -68,7 +68,8 @@ pub struct StreamContext {
     pub route: Route,
     pub framing: Framing,
     pub guard: OutputGuard,
-    pub config: Arc<GuardConfig>,
+    /// The whole config, shared: the stream reads `guard` from it.
+    pub config: Arc<Config>,
     pub model: String,
 }
 
@@ -134,7 +135,7 @@ where
             match guard.scan().await {
                 WindowVerdict::Block(scanners) => {
                     tracing::info!(scanners = ?scanners, "streamed output blocked");
-                    yield Ok(stream_block_frames(&config, route, &model, &id, &scanners));
+                    yield Ok(stream_block_frames(&config.guard, route, &model, &id, &scanners));
                     return;
                 }
                 WindowVerdict::Pass(redactions) => {
