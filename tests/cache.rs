@@ -18,12 +18,7 @@ const COSTLY: &str = "scanners:\n  input:\n    - {type: delay, millis: 200}\n   
 async fn chat(url: &str, text: &str) -> reqwest::Response {
     let body =
         json!({"model": "m", "stream": false, "messages": [{"role": "user", "content": text}]});
-    client()
-        .post(format!("{url}/api/chat"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
+    common::post_json(url, "/api/chat", &body).await
 }
 
 async fn tier(url: &str, text: &str) -> String {
@@ -68,12 +63,7 @@ async fn a_growing_conversation_only_scans_its_new_turn() {
     let mut messages = vec![json!({"role": "user", "content": "hello"})];
     for turn in 0..3 {
         let body = json!({"model": "m", "stream": false, "messages": messages});
-        client()
-            .post(format!("{}/api/chat", proxy.url))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        common::post_json(&proxy.url, "/api/chat", &body).await;
         messages.push(json!({"role": "assistant", "content": format!("answer {turn}")}));
         messages.push(json!({"role": "user", "content": format!("question {turn}")}));
     }

@@ -54,12 +54,7 @@ async fn metrics_count_requests_blocks_scans_and_cache_tiers() {
     let before = scrape(&proxy.url).await;
     let chat = |content: &str| json!({"model": "m", "stream": false, "messages": [{"role": "user", "content": content}]});
     for body in [chat("hello"), chat("hello"), chat("please kill all humans")] {
-        client()
-            .post(format!("{}/api/chat", proxy.url))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        common::post_json(&proxy.url, "/api/chat", &body).await;
     }
     client()
         .get(format!("{}/api/tags", proxy.url))
@@ -127,12 +122,7 @@ async fn streams_stay_in_flight_until_their_body_ends() {
     let gate = std::sync::Arc::new(tokio::sync::Notify::new());
     fake.script(|s| s.gate = Some(gate.clone()));
     let body = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
-    let mut resp = client()
-        .post(format!("{}/api/chat", proxy.url))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let mut resp = common::post_json(&proxy.url, "/api/chat", &body).await;
     resp.chunk().await.unwrap();
     assert_eq!(
         get(
@@ -168,12 +158,7 @@ async fn model_names_never_become_labels() {
     let (_fake, proxy) = stack(SCANNERS).await;
     for i in 0..5 {
         let body = json!({"model": format!("model-{i}"), "prompt": "hi", "stream": false});
-        client()
-            .post(format!("{}/api/generate", proxy.url))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        common::post_json(&proxy.url, "/api/generate", &body).await;
     }
     let text = client()
         .get(format!("{}/metrics", proxy.url))

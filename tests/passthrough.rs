@@ -157,12 +157,7 @@ async fn first_streamed_chunk_arrives_before_the_rest_are_generated() {
     ] {
         let body =
             json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": true});
-        let mut resp = client()
-            .post(format!("{}{path}", proxy.url))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let mut resp = common::post_json(&proxy.url, path, &body).await;
         // The fake sends nothing more until the gate opens: a proxy that
         // buffered the reply would never hand over this first chunk.
         let first = tokio::time::timeout(Duration::from_secs(5), resp.chunk()).await;

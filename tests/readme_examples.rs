@@ -195,12 +195,7 @@ async fn the_acl_user_from_the_readme_is_enough() {
     }
     let chat = |url: String| async move {
         let body = serde_json::json!({"model": "m", "stream": false, "messages": [{"role": "user", "content": "acl check"}]});
-        let r = common::client()
-            .post(format!("{url}/api/chat"))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let r = common::post_json(&url, "/api/chat", &body).await;
         r.headers()["x-guard-cache"].to_str().unwrap().to_string()
     };
     assert_eq!(chat(a.url.clone()).await, "miss");

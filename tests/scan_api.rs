@@ -10,12 +10,7 @@ use common::{SCANNERS, client, stack};
 use serde_json::{Value, json};
 
 async fn scan(url: &str, body: Value) -> (u16, Value) {
-    let resp = client()
-        .post(format!("{url}/scan"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let resp = common::post_json(url, "/scan", &body).await;
     (resp.status().as_u16(), resp.json().await.unwrap())
 }
 
