@@ -4,7 +4,7 @@
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::dialect::{Dialect, ollama, openai};
+use crate::dialect::{Dialect, anthropic, ollama, openai};
 
 pub const BLOCKED_HEADER: &str = "x-guard-blocked";
 
@@ -36,6 +36,8 @@ pub enum ProxyError {
     AdminDisabled,
     #[error("not found")]
     NotFound,
+    #[error("invalid path: {0}")]
+    BadPath(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -43,7 +45,9 @@ pub enum ProxyError {
 impl ProxyError {
     pub fn status_code(&self) -> StatusCode {
         match self {
-            Self::BadJson(_) | Self::BadShape(_) | Self::BodyRead => StatusCode::BAD_REQUEST,
+            Self::BadJson(_) | Self::BadShape(_) | Self::BadPath(_) | Self::BodyRead => {
+                StatusCode::BAD_REQUEST
+            }
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unreachable { .. } | Self::BadUpstream => StatusCode::BAD_GATEWAY,
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
@@ -103,6 +107,7 @@ impl IntoResponse for ApiError {
                     matches!(self.error, ProxyError::Blocked { .. }).then_some("content_blocked");
                 openai::error_body(&message, self.error.openai_type(), code)
             }
+            Dialect::Anthropic => anthropic::error_body(status.as_u16(), &message),
         };
         let mut response = (status, axum::Json(body)).into_response();
         if let ProxyError::Blocked { scanners, .. } = &self.error

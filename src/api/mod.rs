@@ -22,7 +22,7 @@ mod ops;
 mod scan;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderName, Request as HttpRequest};
+use axum::http::{HeaderName, Request as HttpRequest, Uri};
 use axum::routing::{any, get, post};
 use axum::{Router, middleware};
 use tower::ServiceBuilder;
@@ -31,7 +31,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::AppState;
-use crate::dialect::Route;
+use crate::dialect::{Dialect, Route};
 use crate::error::{ApiError, ProxyError};
 use crate::proxy::{guarded, passthrough};
 
@@ -47,23 +47,11 @@ const PASSTHROUGH: &[&str] = &[
     "/api/version",
     "/api/pull",
     "/api/push",
-    "/api/create",
     "/api/copy",
     "/api/delete",
     "/api/blobs/{digest}",
     "/v1/models",
     "/v1/models/{model}",
-];
-
-/// Routes whose bodies are scanned.
-const GUARDED: &[(&str, Route)] = &[
-    ("/api/generate", Route::Generate),
-    ("/api/chat", Route::Chat),
-    ("/api/embed", Route::Embed),
-    ("/api/embeddings", Route::Embeddings),
-    ("/v1/chat/completions", Route::OpenAiChat),
-    ("/v1/completions", Route::OpenAiCompletions),
-    ("/v1/embeddings", Route::OpenAiEmbeddings),
 ];
 
 pub fn app(state: AppState) -> Router {
@@ -78,9 +66,10 @@ pub fn app(state: AppState) -> Router {
     for path in PASSTHROUGH {
         router = router.route(path, any(passthrough));
     }
-    for &(path, route) in GUARDED {
+    // Routes whose bodies are scanned, each at its own path.
+    for route in Route::ALL {
         router = router.route(
-            path,
+            route.path(),
             post(move |State(s): State<AppState>, req: Request| guarded(s, route, req)),
         );
     }
@@ -100,12 +89,19 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Unknown paths: a JSON 404, counted under the route `unmatched`.
-async fn not_found(State(state): State<AppState>) -> ApiError {
+/// Unknown paths: a JSON 404 (in OpenAI's shape under `/v1/`), counted
+/// under the route `unmatched`. They never reach Ollama, so a route added
+/// to Ollama cannot bypass the guard.
+async fn not_found(State(state): State<AppState>, uri: Uri) -> ApiError {
     state
         .metrics
         .requests
         .with_label_values(&["unmatched", "404"])
         .inc();
-    ProxyError::NotFound.into()
+    let dialect = if uri.path().starts_with("/v1/") {
+        Dialect::OpenAi
+    } else {
+        Dialect::Ollama
+    };
+    ProxyError::NotFound.in_dialect(dialect)
 }

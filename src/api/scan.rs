@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::dialect::Route;
+use crate::dialect::{Route, schema};
 use crate::error::{ApiError, ProxyError};
 use crate::scan::Direction;
 
@@ -76,8 +76,7 @@ async fn one(state: &AppState, item: Value) -> Result<Value, ApiError> {
     match (item.text, item.messages) {
         (Some(text), None) => Ok(serde_json::to_value(report(text).await?).unwrap_or_default()),
         (None, Some(messages)) => {
-            let segments = Route::Chat
-                .input_segments(&json!({ "messages": messages }))
+            let segments = schema::segments(Route::Chat.schema(), &json!({ "messages": messages }))
                 .map_err(ProxyError::BadShape)?;
             let mut reports = Vec::with_capacity(segments.len());
             for s in segments {

@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 use crate::scan::{Direction, ScannerSpec};
 
 /// Bumped when the key layout or the verdict encoding changes.
-const KEY_VERSION: &str = "v1";
+const KEY_VERSION: &str = "v2";
 
 /// What a verdict depends on. Built by destructuring, so adding a field here
 /// without hashing it fails to compile.

@@ -108,7 +108,24 @@ pub struct GuardConfig {
     pub fail_mode: FailMode,
     /// Scan embedding inputs too (off: embeddings are not shown to a person).
     pub scan_embeddings: bool,
+    /// Accept `context` token arrays on `/api/generate`. Ollama turns them
+    /// back into prompt text that no scanner sees, so they are refused.
+    pub allow_context: bool,
+    /// Accept `template` on `/api/generate` (only literal text and field
+    /// references, rendered and scanned) and on `/api/create` (its plain
+    /// text scanned). Templates can build text no scanner sees.
+    pub allow_templates: bool,
     pub stream: StreamConfig,
+}
+
+impl GuardConfig {
+    /// What requests may carry besides text.
+    pub fn allowed(&self) -> crate::dialect::request::Allowed {
+        crate::dialect::request::Allowed {
+            context: self.allow_context,
+            templates: self.allow_templates,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,6 +150,8 @@ impl Default for GuardConfig {
             inline_message: "I can't help with that request.".into(),
             fail_mode: FailMode::Closed,
             scan_embeddings: false,
+            allow_context: false,
+            allow_templates: false,
             stream: StreamConfig::default(),
         }
     }

@@ -45,10 +45,37 @@ impl Framing {
 
     /// One frame holding `value`.
     pub fn encode(self, value: &Value) -> Bytes {
+        self.encode_event(None, value)
+    }
+
+    /// One frame holding `value`, with an SSE `event:` name (the Responses
+    /// and Anthropic streams name every event; NDJSON has no names).
+    pub fn encode_event(self, event: Option<&str>, value: &Value) -> Bytes {
         let json = value.to_string();
+        match (self, event) {
+            (Self::Ndjson, _) => Bytes::from(format!("{json}\n")),
+            (Self::Sse, None) => Bytes::from(format!("data: {json}\n\n")),
+            (Self::Sse, Some(name)) => Bytes::from(format!("event: {name}\ndata: {json}\n\n")),
+        }
+    }
+
+    /// `raw` with its payload replaced by `value`, keeping an SSE event's
+    /// other lines (`event:`, `id:`), so a rewritten frame keeps its name.
+    pub fn reencode(self, raw: &[u8], value: &Value) -> Bytes {
         match self {
-            Self::Ndjson => Bytes::from(format!("{json}\n")),
-            Self::Sse => Bytes::from(format!("data: {json}\n\n")),
+            Self::Ndjson => self.encode(value),
+            Self::Sse => {
+                let mut out = Vec::with_capacity(raw.len());
+                for line in raw.split(|&b| b == b'\n') {
+                    let line = line.strip_suffix(b"\r").unwrap_or(line);
+                    if !line.is_empty() && !line.starts_with(b"data:") {
+                        out.extend_from_slice(line);
+                        out.push(b'\n');
+                    }
+                }
+                out.extend_from_slice(&self.encode(value));
+                Bytes::from(out)
+            }
         }
     }
 
@@ -219,6 +246,19 @@ mod tests {
         assert_eq!(
             Framing::Sse.decode(b"data: {\"a\":\ndata: 1}\n\n"),
             Payload::Json(json!({"a": 1}))
+        );
+    }
+
+    #[test]
+    fn reencoded_sse_frames_keep_their_event_name() {
+        let raw = b"event: content_block_delta\r\ndata: {\"a\":1}\r\n\r\n";
+        assert_eq!(
+            &Framing::Sse.reencode(raw, &json!({"a": 2}))[..],
+            b"event: content_block_delta\ndata: {\"a\":2}\n\n"
+        );
+        assert_eq!(
+            &Framing::Ndjson.reencode(b"{\"a\":1}\n", &json!({"a": 2}))[..],
+            b"{\"a\":2}\n"
         );
     }
 

@@ -1,22 +1,38 @@
-//! Dialects: where the text is in each API's requests, responses and stream
-//! frames, how to put redacted text back, and what a block looks like in
-//! each API's own shape. No network here.
+//! Dialects: how each API's requests are read (the way Ollama reads them),
+//! where the text is in its responses and stream frames, how to put redacted
+//! text back, and what errors and blocks look like in its own shape. No
+//! network here.
 //!
-//! Text is found by walking JSON, not by reading a fixed list of fields: every
-//! string inside a message is scanned except identifiers and images, so text
-//! cannot slip past by moving to a field or shape we did not think of.
+//! - `gojson.rs`: parsing as Go's `encoding/json` does, refusing what it
+//!   would read differently (duplicate keys, folded key spellings).
+//! - `schema.rs`: scan by default, skip by exception; each route's schema
+//!   lives in its dialect's file.
+//! - `request.rs`: a parsed request: its segments, and the texts that are
+//!   rendered together (joined scanning).
+//! - `template.rs`: the Go-template subset `template` may use.
+//! - `ollama.rs`, `openai.rs`, `responses.rs`, `anthropic.rs`: the APIs.
+//! - `codec.rs`: NDJSON and SSE framing.
 
+pub mod anthropic;
 pub mod codec;
+pub mod gojson;
 pub mod ollama;
 pub mod openai;
+pub mod request;
+pub mod responses;
+pub mod schema;
+pub mod template;
 
 use serde_json::Value;
+
+pub use request::{Joined, Request};
 
 /// Which API family a route belongs to: decides error and block shapes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dialect {
     Ollama,
     OpenAi,
+    Anthropic,
 }
 
 /// The routes whose bodies carry text to scan.
@@ -26,40 +42,75 @@ pub enum Route {
     Chat,
     Embed,
     Embeddings,
+    /// `/api/create`: its system prompt, messages and template are planted
+    /// in a model, so they are scanned like prompts; its reply is progress.
+    Create,
     OpenAiChat,
     OpenAiCompletions,
     OpenAiEmbeddings,
+    /// `/v1/responses`, the OpenAI Responses API.
+    Responses,
+    /// `/v1/messages`, the Anthropic Messages API.
+    AnthropicMessages,
 }
 
 /// One piece of text to scan, and where it sits in its JSON document.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Segment {
-    /// RFC 6901 pointer, e.g. `/messages/2/content`.
+    /// RFC 6901 pointer, e.g. `/messages/2/content` (for a key: the pointer
+    /// of the value under that key).
     pub pointer: String,
     pub text: String,
+    /// The text is an object key, not a string value.
+    pub key: bool,
 }
 
 impl Route {
+    pub const ALL: [Route; 10] = [
+        Self::Generate,
+        Self::Chat,
+        Self::Embed,
+        Self::Embeddings,
+        Self::Create,
+        Self::OpenAiChat,
+        Self::OpenAiCompletions,
+        Self::OpenAiEmbeddings,
+        Self::Responses,
+        Self::AnthropicMessages,
+    ];
+
     pub fn dialect(self) -> Dialect {
         match self {
-            Self::Generate | Self::Chat | Self::Embed | Self::Embeddings => Dialect::Ollama,
-            Self::OpenAiChat | Self::OpenAiCompletions | Self::OpenAiEmbeddings => Dialect::OpenAi,
+            Self::Generate | Self::Chat | Self::Embed | Self::Embeddings | Self::Create => {
+                Dialect::Ollama
+            }
+            Self::OpenAiChat
+            | Self::OpenAiCompletions
+            | Self::OpenAiEmbeddings
+            | Self::Responses => Dialect::OpenAi,
+            Self::AnthropicMessages => Dialect::Anthropic,
         }
     }
 
-    /// The route's path, also its metrics label.
+    /// The route's path: where it is served, where it is forwarded, and its
+    /// metrics label.
     pub fn path(self) -> &'static str {
         match self {
             Self::Generate => "/api/generate",
             Self::Chat => "/api/chat",
             Self::Embed => "/api/embed",
             Self::Embeddings => "/api/embeddings",
+            Self::Create => "/api/create",
             Self::OpenAiChat => "/v1/chat/completions",
             Self::OpenAiCompletions => "/v1/completions",
             Self::OpenAiEmbeddings => "/v1/embeddings",
+            Self::Responses => "/v1/responses",
+            Self::AnthropicMessages => "/v1/messages",
         }
     }
 
+    /// Embedding inputs are scanned only when `guard.scan_embeddings` is on:
+    /// they are never shown to a generative model.
     pub fn is_embedding(self) -> bool {
         matches!(
             self,
@@ -67,57 +118,80 @@ impl Route {
         )
     }
 
+    /// Whether the reply carries model text to scan.
+    pub fn has_model_output(self) -> bool {
+        match self {
+            Self::Generate
+            | Self::Chat
+            | Self::OpenAiChat
+            | Self::OpenAiCompletions
+            | Self::Responses
+            | Self::AnthropicMessages => true,
+            Self::Embed | Self::Embeddings | Self::OpenAiEmbeddings | Self::Create => false,
+        }
+    }
+
+    /// The body's schema: what is scanned, what is skipped and why.
+    pub fn schema(self) -> &'static schema::Node {
+        match self {
+            Self::Generate => &ollama::GENERATE,
+            Self::Chat => &ollama::CHAT,
+            Self::Embed => &ollama::EMBED,
+            Self::Embeddings => &ollama::EMBEDDINGS,
+            Self::Create => &ollama::CREATE,
+            Self::OpenAiChat => &openai::CHAT,
+            Self::OpenAiCompletions => &openai::COMPLETIONS,
+            Self::OpenAiEmbeddings => &openai::EMBEDDINGS,
+            Self::Responses => &responses::REQUEST,
+            Self::AnthropicMessages => &anthropic::REQUEST,
+        }
+    }
+
     /// Whether the client asked for a stream (Ollama streams unless told not
-    /// to; the OpenAI API streams only when asked).
+    /// to; the other APIs stream only when asked).
     pub fn wants_stream(self, body: &Value) -> bool {
-        let default = matches!(self, Self::Generate | Self::Chat);
+        let default = match self.dialect() {
+            Dialect::Ollama => true,
+            Dialect::OpenAi | Dialect::Anthropic => false,
+        };
         body.get("stream")
             .and_then(Value::as_bool)
             .unwrap_or(default)
     }
 
-    /// The text a client sends, or what is wrong with the body's shape.
-    pub fn input_segments(self, body: &Value) -> Result<Vec<Segment>, String> {
-        if !body.is_object() {
-            return Err("request body must be a JSON object".into());
-        }
-        match self.dialect() {
-            Dialect::Ollama => ollama::input_segments(self, body),
-            Dialect::OpenAi => openai::input_segments(self, body),
-        }
-    }
-
     /// The text of a whole (non-streamed) model response.
     pub fn output_segments(self, body: &Value) -> Vec<Segment> {
         match self.dialect() {
-            Dialect::Ollama => ollama::output_segments(self, body),
+            Dialect::Ollama => ollama::output_segments(body),
+            Dialect::OpenAi if self == Self::Responses => responses::output_segments(body),
             Dialect::OpenAi => openai::output_segments(self, body),
+            Dialect::Anthropic => anthropic::output_segments(body),
         }
     }
 
     /// The text carried by one stream frame (a delta).
     pub fn frame_segments(self, frame: &Value) -> Vec<Segment> {
         match self.dialect() {
-            Dialect::Ollama => ollama::output_segments(self, frame),
+            Dialect::Ollama => ollama::output_segments(frame),
+            Dialect::OpenAi if self == Self::Responses => responses::frame_segments(frame),
             Dialect::OpenAi => openai::frame_segments(self, frame),
+            Dialect::Anthropic => anthropic::frame_segments(frame),
         }
     }
 
-    /// Whether this frame ends the reply (`done: true`, a `finish_reason`).
+    /// Whether this frame ends the reply (`done: true`, a `finish_reason`,
+    /// `response.completed`, `message_stop`).
     pub fn is_final_frame(self, frame: &Value) -> bool {
         match self.dialect() {
             Dialect::Ollama => frame.get("done").and_then(Value::as_bool).unwrap_or(false),
+            Dialect::OpenAi if self == Self::Responses => responses::is_final_frame(frame),
             Dialect::OpenAi => openai::has_finish_reason(frame),
+            Dialect::Anthropic => anthropic::is_final_frame(frame),
         }
     }
 }
 
-/// Escapes one key for a JSON pointer (RFC 6901).
-fn pointer_key(key: &str) -> String {
-    key.replace('~', "~0").replace('/', "~1")
-}
-
-/// Keys inside messages that hold identifiers or media, never prose.
+/// Keys inside model output that hold identifiers or media, never prose.
 fn is_non_text_key(key: &str) -> bool {
     matches!(
         key,
@@ -125,21 +199,23 @@ fn is_non_text_key(key: &str) -> bool {
     )
 }
 
-/// Collects every string under `value`. Keys for identifiers and images are
-/// skipped, except inside tool-call `arguments`, where every string is text.
+/// Collects every string under `value` (model output). Keys for
+/// identifiers and images are skipped, except inside tool-call `arguments`,
+/// where every string is text.
 pub fn collect_text(value: &Value, pointer: &str, out: &mut Vec<Segment>) {
-    walk(value, pointer, true, out);
+    walk_output(value, pointer, true, out);
 }
 
-fn walk(value: &Value, pointer: &str, skip_ids: bool, out: &mut Vec<Segment>) {
+fn walk_output(value: &Value, pointer: &str, skip_ids: bool, out: &mut Vec<Segment>) {
     match value {
         Value::String(s) if !s.is_empty() => out.push(Segment {
             pointer: pointer.to_string(),
             text: s.clone(),
+            key: false,
         }),
         Value::Array(items) => {
             for (i, item) in items.iter().enumerate() {
-                walk(item, &format!("{pointer}/{i}"), skip_ids, out);
+                walk_output(item, &format!("{pointer}/{i}"), skip_ids, out);
             }
         }
         Value::Object(map) => {
@@ -147,81 +223,73 @@ fn walk(value: &Value, pointer: &str, skip_ids: bool, out: &mut Vec<Segment>) {
                 if skip_ids && is_non_text_key(key) {
                     continue;
                 }
-                let inside_args = key == "arguments";
-                walk(
+                let inside_args = key == "arguments" || key == "input";
+                walk_output(
                     item,
-                    &format!("{pointer}/{}", pointer_key(key)),
+                    &format!("{pointer}/{}", key.replace('~', "~0").replace('/', "~1")),
                     skip_ids && !inside_args,
                     out,
                 );
             }
         }
-        _ => {}
+        Value::String(_) | Value::Null | Value::Bool(_) | Value::Number(_) => {}
     }
 }
 
-/// Reads an optional field that must be a string when present.
-fn string_field(body: &Value, key: &str, out: &mut Vec<Segment>) -> Result<(), String> {
-    match body.get(key) {
-        None | Some(Value::Null) => Ok(()),
-        Some(Value::String(s)) => {
-            if !s.is_empty() {
-                out.push(Segment {
-                    pointer: format!("/{key}"),
-                    text: s.clone(),
-                });
+/// Writes rewritten text back: string values at their pointers, and keys
+/// renamed in place (keeping their order). Pointers come from the same
+/// document, so a missing one means nothing to write. Fails only when a
+/// renamed key would collide with another key of its object.
+pub fn apply_rewrites(body: &mut Value, rewrites: &[Rewrite]) -> Result<(), String> {
+    // Values first: their pointers still name the old keys.
+    for r in rewrites.iter().filter(|r| !r.key) {
+        if let Some(slot) = body.pointer_mut(&r.pointer) {
+            *slot = Value::String(r.text.clone());
+        }
+    }
+    let mut keys: Vec<&Rewrite> = rewrites.iter().filter(|r| r.key).collect();
+    // Deepest first, so a parent's rename does not move a child's pointer.
+    keys.sort_by_key(|r| std::cmp::Reverse(r.pointer.matches('/').count()));
+    for r in keys {
+        rename_key(body, &r.pointer, &r.text)?;
+    }
+    Ok(())
+}
+
+/// A rewritten segment: the redacted text for a value or a key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rewrite {
+    pub pointer: String,
+    pub text: String,
+    pub key: bool,
+}
+
+fn rename_key(body: &mut Value, pointer: &str, new: &str) -> Result<(), String> {
+    let Some((parent, token)) = pointer.rsplit_once('/') else {
+        return Ok(());
+    };
+    let old = token.replace("~1", "/").replace("~0", "~");
+    let Some(Value::Object(map)) = body.pointer_mut(parent) else {
+        return Ok(());
+    };
+    if old == new || !map.contains_key(&old) {
+        return Ok(());
+    }
+    if map.contains_key(new) {
+        return Err("two redacted keys of one object became the same key".into());
+    }
+    let renamed = std::mem::take(map)
+        .into_iter()
+        .map(|(k, v)| {
+            if k == old {
+                (new.to_string(), v)
+            } else {
+                (k, v)
             }
-            Ok(())
-        }
-        Some(_) => Err(format!("`{key}` must be a string")),
-    }
-}
-
-/// Reads an optional field that must be a string or a list of strings.
-fn string_or_list_field(body: &Value, key: &str, out: &mut Vec<Segment>) -> Result<(), String> {
-    match body.get(key) {
-        Some(Value::Array(items)) => {
-            for (i, item) in items.iter().enumerate() {
-                let Value::String(s) = item else {
-                    return Err(format!("`{key}` must be a string or a list of strings"));
-                };
-                out.push(Segment {
-                    pointer: format!("/{key}/{i}"),
-                    text: s.clone(),
-                });
-            }
-            Ok(())
-        }
-        _ => string_field(body, key, out)
-            .map_err(|_| format!("`{key}` must be a string or a list of strings")),
-    }
-}
-
-/// Reads `messages`: a list of objects whose strings are all scanned.
-fn messages_field(body: &Value, out: &mut Vec<Segment>) -> Result<(), String> {
-    match body.get("messages") {
-        None | Some(Value::Null) => Ok(()),
-        Some(Value::Array(messages)) => {
-            for (i, m) in messages.iter().enumerate() {
-                if !m.is_object() {
-                    return Err(format!("`messages[{i}]` must be an object"));
-                }
-                collect_text(m, &format!("/messages/{i}"), out);
-            }
-            Ok(())
-        }
-        Some(_) => Err("`messages` must be a list".into()),
-    }
-}
-
-/// Writes rewritten strings back at their pointers. Pointers come from the
-/// same document, so a missing one means nothing to write.
-pub fn apply_rewrites(body: &mut Value, rewrites: &[(String, String)]) {
-    for (pointer, text) in rewrites {
-        if let Some(slot) = body.pointer_mut(pointer) {
-            *slot = Value::String(text.clone());
-        }
-    }
+        })
+        .collect();
+    *map = renamed;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,40 +1,149 @@
-//! The Ollama API (`/api/*`): its text fields and its error and block shapes.
+//! The Ollama API (`/api/*`): request schemas (from Ollama's
+//! `api/types.go`), its text fields, and its error and block shapes.
 
 use serde_json::{Value, json};
 
-use super::{Route, Segment, collect_text, messages_field, string_field, string_or_list_field};
+use super::request::{fields, message_texts};
+use super::schema::Node;
+use super::{Route, Segment, collect_text};
 
-pub fn input_segments(route: Route, body: &Value) -> Result<Vec<Segment>, String> {
-    let mut out = Vec::new();
+/// Option names are parameters (`temperature`, `stop`), not text; their
+/// string values (stop sequences) are scanned.
+pub const OPTIONS: Node = Node::Values(&Node::Text);
+
+/// `api.Message`.
+pub const MESSAGE: Node = Node::Struct(&[
+    // Scanned: some templates (Phi) print the role verbatim.
+    ("role", Node::Text),
+    ("content", Node::Text),
+    ("thinking", Node::Text),
+    // Skipped: base64 image bytes; the model sees pixels, not this text.
+    ("images", Node::Skip),
+    ("tool_calls", Node::Text),
+    ("tool_name", Node::Text),
+    ("tool_call_id", Node::Text),
+]);
+
+/// `api.GenerateRequest`.
+pub const GENERATE: Node = Node::Struct(&[
+    // Skipped: names the model to load; never rendered into the prompt.
+    ("model", Node::Skip),
+    ("prompt", Node::Text),
+    ("suffix", Node::Text),
+    ("system", Node::Text),
+    // Also checked as a template (`request.rs`).
+    ("template", Node::Text),
+    // Token ids (numbers): refused unless allowed (`request.rs`).
+    ("context", Node::Text),
+    ("stream", Node::Text),
+    ("raw", Node::Text),
+    ("format", Node::Text),
+    // Skipped: a duration ("5m") for keeping the model loaded.
+    ("keep_alive", Node::Skip),
+    // Skipped: base64 image bytes.
+    ("images", Node::Skip),
+    ("options", OPTIONS),
+    // Skipped: true/false or an effort level ("high"), a switch, not text.
+    ("think", Node::Skip),
+    ("truncate", Node::Text),
+    ("shift", Node::Text),
+    ("_debug_render_only", Node::Text),
+    ("logprobs", Node::Text),
+    ("top_logprobs", Node::Text),
+]);
+
+/// `api.ChatRequest`.
+pub const CHAT: Node = Node::Struct(&[
+    ("model", Node::Skip), // the model to load
+    ("messages", Node::List(&MESSAGE)),
+    ("stream", Node::Text),
+    ("format", Node::Text),
+    ("keep_alive", Node::Skip), // a duration
+    // Tool names, descriptions and parameter schemas: templates render them.
+    ("tools", Node::Text),
+    ("options", OPTIONS),
+    ("think", Node::Skip), // a switch or an effort level
+    ("truncate", Node::Text),
+    ("shift", Node::Text),
+    ("_debug_render_only", Node::Text),
+    ("logprobs", Node::Text),
+    ("top_logprobs", Node::Text),
+]);
+
+/// `api.EmbedRequest`.
+pub const EMBED: Node = Node::Struct(&[
+    ("model", Node::Skip), // the model to load
+    ("input", Node::Text),
+    ("keep_alive", Node::Skip), // a duration
+    ("truncate", Node::Text),
+    ("dimensions", Node::Text),
+    ("options", OPTIONS),
+]);
+
+/// `api.EmbeddingRequest`.
+pub const EMBEDDINGS: Node = Node::Struct(&[
+    ("model", Node::Skip), // the model to load
+    ("prompt", Node::Text),
+    ("keep_alive", Node::Skip), // a duration
+    ("options", OPTIONS),
+]);
+
+/// `api.CreateRequest`: what it plants in a model is scanned like a prompt.
+pub const CREATE: Node = Node::Struct(&[
+    // Skipped: names of models, files, quantizations, renderers and hosts,
+    // and blob digests: what to build from, never shown to a model.
+    ("model", Node::Skip),
+    ("name", Node::Skip),
+    ("from", Node::Skip),
+    ("quantize", Node::Skip),
+    ("draft_quantize", Node::Skip),
+    ("quantization", Node::Skip),
+    ("remote_host", Node::Skip),
+    ("files", Node::Skip),
+    ("draft_files", Node::Skip),
+    ("adapters", Node::Skip),
+    ("renderer", Node::Skip),
+    ("parser", Node::Skip),
+    ("requires", Node::Skip),
+    // Skipped: the license is shown to people by `ollama show`, never
+    // rendered into a prompt (and long legal text would only add noise).
+    ("license", Node::Skip),
+    ("stream", Node::Text),
+    ("template", Node::Text),
+    ("system", Node::Text),
+    ("parameters", OPTIONS),
+    ("messages", Node::List(&MESSAGE)),
+    ("info", Node::Text),
+]);
+
+/// The texts each route renders together, in order.
+pub fn rendered(route: Route, json: &Value) -> Vec<String> {
     match route {
-        Route::Generate => {
-            for key in ["system", "prompt", "suffix", "template"] {
-                string_field(body, key, &mut out)?;
-            }
+        Route::Generate => fields(json, &["system", "prompt", "suffix"]),
+        Route::Chat => message_texts(json, "messages"),
+        Route::Create => {
+            let mut out = fields(json, &["system"]);
+            out.extend(message_texts(json, "messages"));
+            out
         }
-        Route::Chat => messages_field(body, &mut out)?,
-        Route::Embed => string_or_list_field(body, "input", &mut out)?,
-        Route::Embeddings => string_field(body, "prompt", &mut out)?,
-        _ => {}
+        Route::Embed
+        | Route::Embeddings
+        | Route::OpenAiChat
+        | Route::OpenAiCompletions
+        | Route::OpenAiEmbeddings
+        | Route::Responses
+        | Route::AnthropicMessages => Vec::new(),
     }
-    Ok(out)
 }
 
-/// Text of a whole response, or of one stream frame (same shape in Ollama).
-pub fn output_segments(route: Route, body: &Value) -> Vec<Segment> {
+/// Text of a whole response, or of one stream frame (same shape in Ollama):
+/// `response` and `thinking` (generate), `message` (chat).
+pub fn output_segments(body: &Value) -> Vec<Segment> {
     let mut out = Vec::new();
-    match route {
-        Route::Generate => {
-            for key in ["thinking", "response"] {
-                let _ = string_field(body, key, &mut out);
-            }
+    for key in ["thinking", "response", "message"] {
+        if let Some(v) = body.get(key) {
+            collect_text(v, &format!("/{key}"), &mut out);
         }
-        Route::Chat => {
-            if let Some(message) = body.get("message") {
-                collect_text(message, "/message", &mut out);
-            }
-        }
-        _ => {}
     }
     out
 }
@@ -47,15 +156,15 @@ pub fn error_body(message: &str) -> Value {
 /// A complete, successful-looking reply carrying `message`, for inline blocks.
 pub fn inline_reply(route: Route, model: &str, message: &str) -> Value {
     let created_at = humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string();
-    match route {
-        Route::Chat => json!({
+    if route == Route::Chat {
+        return json!({
             "model": model, "created_at": created_at,
             "message": { "role": "assistant", "content": message },
             "done": true, "done_reason": "stop",
-        }),
-        _ => json!({
-            "model": model, "created_at": created_at,
-            "response": message, "done": true, "done_reason": "stop",
-        }),
+        });
     }
+    json!({
+        "model": model, "created_at": created_at,
+        "response": message, "done": true, "done_reason": "stop",
+    })
 }

@@ -3,20 +3,90 @@
 
 use serde_json::{Value, json};
 
-use super::{Route, Segment, collect_text, messages_field, string_field, string_or_list_field};
+use super::request::{fields, message_texts};
+use super::schema::Node;
+use super::{Route, Segment, collect_text};
 
-pub fn input_segments(route: Route, body: &Value) -> Result<Vec<Segment>, String> {
-    let mut out = Vec::new();
+/// A content part. Ollama decodes parts as maps, so keys match exactly.
+pub const PART: Node = Node::Object(&[
+    ("type", Node::Text),
+    ("text", Node::Text),
+    // Skipped: an image (a data: URL or a link); the model sees pixels.
+    ("image_url", Node::Skip),
+]);
+
+/// `openai.Message`: `content` is a string or a list of parts.
+const MESSAGE: Node = Node::Struct(&[
+    ("role", Node::Text),
+    ("content", Node::List(&PART)),
+    ("reasoning", Node::Text),
+    ("tool_calls", Node::Text),
+    ("name", Node::Text),
+    ("tool_call_id", Node::Text),
+]);
+
+/// `openai.ChatCompletionRequest`.
+pub const CHAT: Node = Node::Struct(&[
+    ("model", Node::Skip), // the model to load
+    ("messages", Node::List(&MESSAGE)),
+    ("stream", Node::Text),
+    ("stream_options", Node::Text),
+    ("max_tokens", Node::Text),
+    ("seed", Node::Text),
+    ("stop", Node::Text),
+    ("temperature", Node::Text),
+    ("frequency_penalty", Node::Text),
+    ("presence_penalty", Node::Text),
+    ("top_p", Node::Text),
+    ("response_format", Node::Text),
+    ("tools", Node::Text),
+    ("reasoning", Node::Text),
+    ("reasoning_effort", Node::Skip), // an effort level, a switch
+    ("logprobs", Node::Text),
+    ("top_logprobs", Node::Text),
+    ("_debug_render_only", Node::Text),
+]);
+
+/// `openai.CompletionRequest`.
+pub const COMPLETIONS: Node = Node::Struct(&[
+    ("model", Node::Skip), // the model to load
+    ("prompt", Node::Text),
+    ("suffix", Node::Text),
+    ("frequency_penalty", Node::Text),
+    ("max_tokens", Node::Text),
+    ("presence_penalty", Node::Text),
+    ("seed", Node::Text),
+    ("stop", Node::Text),
+    ("stream", Node::Text),
+    ("stream_options", Node::Text),
+    ("temperature", Node::Text),
+    ("top_p", Node::Text),
+    ("logprobs", Node::Text),
+    ("_debug_render_only", Node::Text),
+]);
+
+/// `openai.EmbedRequest`.
+pub const EMBEDDINGS: Node = Node::Struct(&[
+    ("model", Node::Skip), // the model to load
+    ("input", Node::Text),
+    ("dimensions", Node::Text),
+    ("encoding_format", Node::Text),
+]);
+
+/// The texts each route renders together, in order.
+pub fn rendered(route: Route, json: &Value) -> Vec<String> {
     match route {
-        Route::OpenAiChat => messages_field(body, &mut out)?,
-        Route::OpenAiCompletions => {
-            string_or_list_field(body, "prompt", &mut out)?;
-            string_field(body, "suffix", &mut out)?;
-        }
-        Route::OpenAiEmbeddings => string_or_list_field(body, "input", &mut out)?,
-        _ => {}
+        Route::OpenAiChat => message_texts(json, "messages"),
+        Route::OpenAiCompletions => fields(json, &["prompt", "suffix"]),
+        Route::Generate
+        | Route::Chat
+        | Route::Embed
+        | Route::Embeddings
+        | Route::Create
+        | Route::OpenAiEmbeddings
+        | Route::Responses
+        | Route::AnthropicMessages => Vec::new(),
     }
-    Ok(out)
 }
 
 /// Text of a whole response: each choice's message (chat) or text.

@@ -1,113 +1,189 @@
+use super::request::{Allowed, Refused};
 use super::*;
 use serde_json::json;
 
-fn texts(segments: &[Segment]) -> Vec<(&str, &str)> {
-    segments
-        .iter()
-        .map(|s| (s.pointer.as_str(), s.text.as_str()))
+fn parse(route: Route, body: &Value) -> Result<Request, Refused> {
+    route.parse(body.to_string().as_bytes(), Allowed::default())
+}
+
+fn texts(route: Route, body: Value) -> Vec<(String, String)> {
+    parse(route, &body)
+        .unwrap_or_else(|e| panic!("{e:?}"))
+        .segments
+        .into_iter()
+        .map(|s| (s.pointer, s.text))
         .collect()
 }
 
+fn t(p: &str, s: &str) -> (String, String) {
+    (p.into(), s.into())
+}
+
 #[test]
-fn generate_scans_prompt_system_suffix_and_template() {
-    let body =
-        json!({"model": "m", "prompt": "p", "system": "s", "suffix": "x", "images": ["AAAA"]});
-    let segs = Route::Generate.input_segments(&body).expect("valid");
+fn generate_scans_every_text_field_but_model_and_images() {
+    let body = json!({"model": "m", "prompt": "p", "system": "s", "suffix": "x",
+        "images": ["AAAA"], "keep_alive": "5m", "options": {"stop": ["END"], "temperature": 1}});
     assert_eq!(
-        texts(&segs),
-        vec![("/system", "s"), ("/prompt", "p"), ("/suffix", "x")]
-    );
-    let bad = json!({"model": "m", "prompt": ["p"]});
-    assert_eq!(
-        Route::Generate.input_segments(&bad).err().as_deref(),
-        Some("`prompt` must be a string")
+        texts(Route::Generate, body),
+        vec![
+            t("/prompt", "p"),
+            t("/system", "s"),
+            t("/suffix", "x"),
+            t("/options/stop/0", "END")
+        ]
     );
 }
 
 #[test]
-fn chat_scans_every_role_and_tool_call_arguments_but_not_images() {
+fn chat_scans_roles_tools_and_tool_call_arguments_keys_included() {
     let body = json!({"model": "m", "messages": [
-        {"role": "system", "content": "sys"},
         {"role": "user", "content": "hi", "images": ["AAAA"]},
         {"role": "assistant", "content": "", "tool_calls": [
-            {"function": {"name": "f", "arguments": {"city": "Paris", "type": "t", "nested": ["deep"]}}}]},
-        {"role": "tool", "content": "result", "tool_name": "f"},
-    ]});
-    let segs = Route::Chat.input_segments(&body).expect("valid");
+            {"function": {"name": "f", "arguments": {"city": "Paris"}}}]},
+    ], "tools": [{"type": "function", "function": {"name": "f", "description": "d"}}]});
     assert_eq!(
-        texts(&segs),
+        texts(Route::Chat, body),
         vec![
-            ("/messages/0/content", "sys"),
-            ("/messages/1/content", "hi"),
-            ("/messages/2/tool_calls/0/function/name", "f"),
-            ("/messages/2/tool_calls/0/function/arguments/city", "Paris"),
-            ("/messages/2/tool_calls/0/function/arguments/type", "t"),
-            (
-                "/messages/2/tool_calls/0/function/arguments/nested/0",
-                "deep"
-            ),
-            ("/messages/3/content", "result"),
-            ("/messages/3/tool_name", "f"),
+            t("/messages/0/role", "user"),
+            t("/messages/0/content", "hi"),
+            t("/messages/1/role", "assistant"),
+            t("/messages/1/tool_calls/0/function", "function"),
+            t("/messages/1/tool_calls/0/function/name", "name"),
+            t("/messages/1/tool_calls/0/function/name", "f"),
+            t("/messages/1/tool_calls/0/function/arguments", "arguments"),
+            t("/messages/1/tool_calls/0/function/arguments/city", "city"),
+            t("/messages/1/tool_calls/0/function/arguments/city", "Paris"),
+            t("/tools/0/type", "type"),
+            t("/tools/0/type", "function"),
+            t("/tools/0/function", "function"),
+            t("/tools/0/function/name", "name"),
+            t("/tools/0/function/name", "f"),
+            t("/tools/0/function/description", "description"),
+            t("/tools/0/function/description", "d"),
         ]
     );
 }
 
 #[test]
-fn openai_chat_scans_string_and_array_content() {
-    let body = json!({"model": "m", "messages": [
-        {"role": "user", "content": [
-            {"type": "text", "text": "part one"},
-            {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
-            {"type": "text", "text": "part two"}]},
-        {"role": "assistant", "content": null, "tool_calls": [
-            {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{\"q\":\"x\"}"}}]},
-    ]});
-    let segs = Route::OpenAiChat.input_segments(&body).expect("valid");
+fn openai_content_parts_skip_images() {
+    let body = json!({"model": "m", "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "one"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}]});
     assert_eq!(
-        texts(&segs),
+        texts(Route::OpenAiChat, body),
         vec![
-            ("/messages/0/content/0/text", "part one"),
-            ("/messages/0/content/2/text", "part two"),
-            ("/messages/1/tool_calls/0/function/name", "f"),
-            (
-                "/messages/1/tool_calls/0/function/arguments",
-                "{\"q\":\"x\"}"
-            ),
+            t("/messages/0/role", "user"),
+            t("/messages/0/content/0/type", "text"),
+            t("/messages/0/content/0/text", "one"),
+            t("/messages/0/content/1/type", "image_url"),
         ]
     );
 }
 
 #[test]
-fn completions_prompt_may_be_a_list_but_not_tokens() {
-    let body = json!({"prompt": ["a", "b"]});
-    let segs = Route::OpenAiCompletions
-        .input_segments(&body)
-        .expect("valid");
-    assert_eq!(texts(&segs), vec![("/prompt/0", "a"), ("/prompt/1", "b")]);
+fn anthropic_and_responses_bodies_are_walked_to_their_text() {
+    let body = json!({"model": "m", "system": "sys", "messages": [{"role": "user",
+        "content": [{"type": "image", "source": {"data": "AAAA"}}, {"type": "text", "text": "hi"}]}]});
+    let got = texts(Route::AnthropicMessages, body);
     assert!(
-        Route::OpenAiCompletions
-            .input_segments(&json!({"prompt": [1, 2]}))
-            .is_err()
+        got.contains(&t("/system", "sys")) && got.contains(&t("/messages/0/content/1/text", "hi"))
+    );
+    assert!(!got.iter().any(|(_, s)| s == "AAAA"));
+    let body = json!({"model": "m", "instructions": "be brief", "input": [
+        {"role": "user", "content": [{"type": "input_text", "text": "hi"}]}]});
+    let got = texts(Route::Responses, body);
+    assert!(
+        got.contains(&t("/instructions", "be brief"))
+            && got.contains(&t("/input/0/content/0/text", "hi"))
     );
 }
 
 #[test]
-fn shapes_that_would_hide_text_are_rejected() {
+fn ambiguous_and_duplicate_keys_are_refused_with_their_name() {
+    for (route, body) in [
+        (Route::Generate, r#"{"model":"m","Prompt":"x"}"#),
+        (
+            Route::Generate,
+            r#"{"model":"m","prompt":"a","prompt":"b"}"#,
+        ),
+        (
+            Route::Chat,
+            r#"{"model":"m","messages":[{"role":"user","CONTENT":"x"}]}"#,
+        ),
+        (Route::OpenAiChat, r#"{"model":"m","Messages":[]}"#),
+        (
+            Route::Generate,
+            "{\"model\":\"m\",\"\u{17F}y\u{17F}tem\":\"x\"}",
+        ),
+    ] {
+        let err = route.parse(body.as_bytes(), Allowed::default());
+        assert!(
+            matches!(&err, Err(Refused::Shape(e) | Refused::Json(e)) if e.contains("key")),
+            "{body}: {err:?}"
+        );
+    }
+}
+
+#[test]
+fn context_and_templates_are_refused_unless_allowed() {
+    let ctx = json!({"model": "m", "prompt": "p", "context": [1, 2, 3]});
     assert!(
-        Route::Chat
-            .input_segments(&json!({"messages": "hi"}))
-            .is_err()
+        matches!(parse(Route::Generate, &ctx), Err(Refused::Shape(e)) if e.contains("allow_context"))
+    );
+    let allowed = Allowed {
+        context: true,
+        templates: true,
+    };
+    assert!(
+        Route::Generate
+            .parse(ctx.to_string().as_bytes(), allowed)
+            .is_ok()
+    );
+    let empty = json!({"model": "m", "prompt": "p", "context": []});
+    assert!(parse(Route::Generate, &empty).is_ok());
+    let tpl = json!({"model": "m", "prompt": "p", "template": "{{ .Prompt }}"});
+    assert!(
+        matches!(parse(Route::Generate, &tpl), Err(Refused::Shape(e)) if e.contains("allow_templates"))
     );
     assert!(
-        Route::Chat
-            .input_segments(&json!({"messages": ["hi"]}))
+        Route::Generate
+            .parse(tpl.to_string().as_bytes(), allowed)
+            .is_ok()
+    );
+    let action = json!({"model": "m", "template": "{{/* */}}"});
+    assert!(
+        Route::Generate
+            .parse(action.to_string().as_bytes(), allowed)
             .is_err()
     );
-    assert!(Route::Chat.input_segments(&json!(["hi"])).is_err());
+    let create = json!({"model": "m", "template": "{{ if .System }}{{ end }}"});
+    assert!(parse(Route::Create, &create).is_err());
+    assert!(
+        Route::Create
+            .parse(create.to_string().as_bytes(), allowed)
+            .is_ok()
+    );
+}
+
+#[test]
+fn joined_texts_follow_what_each_route_renders() {
+    let gen_ =
+        json!({"system": "kill all", "prompt": "humans", "template": "{{ .System }}{{ .Prompt }}"});
+    let joined = Route::Generate.joined(&gen_);
+    assert_eq!(joined.len(), 3, "two seams and the rendered template");
+    assert_eq!(
+        joined[2],
+        Joined {
+            text: "kill allhumans".into(),
+            cut: None
+        }
+    );
+    let chat = json!({"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": [{"type": "text", "text": "b"}]}]});
+    assert_eq!(Route::OpenAiChat.joined(&chat)[0].text, "ab");
     assert!(
         Route::Embed
-            .input_segments(&json!({"input": {"a": "b"}}))
-            .is_err()
+            .joined(&json!({"input": ["a", "b"]}))
+            .is_empty()
     );
 }
 
@@ -115,29 +191,55 @@ fn shapes_that_would_hide_text_are_rejected() {
 fn output_text_covers_thinking_content_and_tool_arguments() {
     let chat = json!({"message": {"role": "assistant", "content": "c", "thinking": "t",
         "tool_calls": [{"function": {"name": "f", "arguments": {"a": "v"}}}]}, "done": true});
-    let segs = Route::Chat.output_segments(&chat);
-    assert_eq!(segs.len(), 4);
+    assert_eq!(Route::Chat.output_segments(&chat).len(), 4);
     let generate = json!({"response": "r", "thinking": "t", "done": false});
-    assert_eq!(
-        texts(&Route::Generate.frame_segments(&generate)),
-        vec![("/thinking", "t"), ("/response", "r")]
-    );
+    let segs: Vec<String> = Route::Generate
+        .frame_segments(&generate)
+        .into_iter()
+        .map(|s| s.text)
+        .collect();
+    assert_eq!(segs, vec!["t", "r"]);
     let chunk = json!({"choices": [{"index": 0, "delta": {"role": "assistant", "content": "d"}, "finish_reason": null}]});
     assert_eq!(
-        texts(&Route::OpenAiChat.frame_segments(&chunk)),
-        vec![("/choices/0/delta/content", "d")]
+        Route::OpenAiChat.frame_segments(&chunk)[0].pointer,
+        "/choices/0/delta/content"
     );
     assert!(!Route::OpenAiChat.is_final_frame(&chunk));
+    let delta = json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "x"}});
+    assert_eq!(
+        Route::AnthropicMessages.frame_segments(&delta)[0].pointer,
+        "/delta/text"
+    );
+    assert!(Route::AnthropicMessages.is_final_frame(&json!({"type": "message_stop"})));
+    let ev = json!({"type": "response.output_text.delta", "delta": "y"});
+    assert_eq!(Route::Responses.frame_segments(&ev)[0].text, "y");
+    assert!(Route::Responses.is_final_frame(&json!({"type": "response.completed"})));
 }
 
 #[test]
-fn rewrites_land_at_their_pointers() {
-    let mut body = json!({"messages": [{"role": "user", "content": "my key sk-1"}]});
-    apply_rewrites(
-        &mut body,
-        &[("/messages/0/content".into(), "my key [X]".into())],
-    );
-    assert_eq!(body["messages"][0]["content"], "my key [X]");
+fn rewrites_land_at_their_pointers_keys_included() {
+    let mut body = json!({"args": {"sk-1": "my key sk-2", "b": 1}});
+    let rewrites = [
+        Rewrite {
+            pointer: "/args/sk-1".into(),
+            text: "[X]".into(),
+            key: true,
+        },
+        Rewrite {
+            pointer: "/args/sk-1".into(),
+            text: "my key [X]".into(),
+            key: false,
+        },
+    ];
+    assert_eq!(apply_rewrites(&mut body, &rewrites), Ok(()));
+    assert_eq!(body, json!({"args": {"[X]": "my key [X]", "b": 1}}));
+    let mut clash = json!({"a": {"x": 1, "y": 2}});
+    let r = Rewrite {
+        pointer: "/a/x".into(),
+        text: "y".into(),
+        key: true,
+    };
+    assert!(apply_rewrites(&mut clash, &[r]).is_err());
 }
 
 #[test]
@@ -145,4 +247,5 @@ fn stream_default_follows_each_api() {
     assert!(Route::Chat.wants_stream(&json!({})));
     assert!(!Route::Chat.wants_stream(&json!({"stream": false})));
     assert!(!Route::OpenAiChat.wants_stream(&json!({})));
+    assert!(!Route::AnthropicMessages.wants_stream(&json!({})));
 }

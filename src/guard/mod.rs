@@ -11,7 +11,7 @@ use futures_util::future::join_all;
 
 use crate::cache::{CacheKey, KeyParts, Tier, VerdictCache, policy_fingerprint};
 use crate::config::{Config, FailMode};
-use crate::dialect::Segment;
+use crate::dialect::{Joined, Rewrite, Segment};
 use crate::metrics::Metrics;
 use crate::scan::pipeline::Run;
 use crate::scan::registry::build_pipeline;
@@ -22,7 +22,7 @@ use crate::scan::{Direction, Mode, Numbering, Pipeline, ScanError, Verdict};
 pub enum Decision {
     Allow,
     /// Replace the text at these pointers, then let it through.
-    Rewrite(Vec<(String, String)>),
+    Rewrite(Vec<Rewrite>),
     /// Stop it; the names of the scanners that fired.
     Block(Vec<String>),
 }
@@ -40,6 +40,9 @@ pub struct Policy {
     pub direction: Direction,
     pub pipeline: Arc<Pipeline>,
     pub fingerprint: String,
+    /// The scanners run over seams between fields, and their own key space.
+    seams: Arc<Pipeline>,
+    seam_fingerprint: String,
 }
 
 pub struct Guard {
@@ -59,10 +62,14 @@ impl Guard {
         metrics: Arc<Metrics>,
     ) -> Result<Self, Vec<String>> {
         let policy = |direction, list: &str, specs| -> Result<Policy, Vec<String>> {
+            let pipeline = build_pipeline(list, specs)?;
+            let fingerprint = policy_fingerprint(specs);
             Ok(Policy {
                 direction,
-                pipeline: Arc::new(build_pipeline(list, specs)?),
-                fingerprint: policy_fingerprint(specs),
+                seams: Arc::new(pipeline.for_seams()),
+                seam_fingerprint: format!("{fingerprint}:seam"),
+                pipeline: Arc::new(pipeline),
+                fingerprint,
             })
         };
         Ok(Self {
@@ -103,12 +110,24 @@ impl Guard {
         text: &str,
     ) -> (Result<Arc<Verdict>, ScanError>, Tier, Option<Vec<Run>>) {
         let policy = self.policy(direction);
+        self.scan_cached(direction, &policy.pipeline, &policy.fingerprint, text)
+            .await
+    }
+
+    /// One text through the cache with the given scanners.
+    async fn scan_cached(
+        &self,
+        direction: Direction,
+        pipeline: &Arc<Pipeline>,
+        fingerprint: &str,
+        text: &str,
+    ) -> (Result<Arc<Verdict>, ScanError>, Tier, Option<Vec<Run>>) {
         let key = CacheKey::new(KeyParts {
-            policy: &policy.fingerprint,
+            policy: fingerprint,
             direction,
             text,
         });
-        let (pipeline, metrics) = (policy.pipeline.clone(), self.metrics.clone());
+        let (pipeline, metrics) = (pipeline.clone(), self.metrics.clone());
         let owned = text.to_string();
         let runs: Arc<std::sync::Mutex<Option<Vec<Run>>>> = Arc::default();
         let slot = runs.clone();
@@ -139,41 +158,102 @@ impl Guard {
         let mut rewrites = Vec::new();
         let mut numbering = Numbering::default();
         for (segment, (result, _)) in segments.iter().zip(results) {
-            let verdict = match result {
-                Ok(v) => v,
-                Err(e) => match self.fail_mode {
-                    FailMode::Closed => {
-                        tracing::warn!(scanner = %e.scanner, error = %e.message, %direction, "scanner failed; blocking (fail_mode: closed)");
-                        blockers.push(e.scanner);
-                        continue;
-                    }
-                    FailMode::Open => {
-                        tracing::warn!(scanner = %e.scanner, error = %e.message, %direction, "scanner failed; passing (fail_mode: open)");
-                        continue;
-                    }
-                },
+            let Some(verdict) = self.or_fail_mode(direction, result, &mut blockers) else {
+                continue;
             };
             log_findings(direction, &verdict);
             if !verdict.allowed {
                 blockers.extend(verdict.blocking_scanners());
             } else if !verdict.redactions.is_empty() {
-                rewrites.push((
-                    segment.pointer.clone(),
-                    verdict.apply_numbered(&segment.text, &mut numbering),
-                ));
+                rewrites.push(Rewrite {
+                    pointer: segment.pointer.clone(),
+                    text: verdict.apply_numbered(&segment.text, &mut numbering),
+                    key: segment.key,
+                });
             }
         }
         let decision = if !blockers.is_empty() {
-            blockers.sort();
-            blockers.dedup();
-            self.metrics.count_blocks(direction, &blockers);
-            Decision::Block(blockers)
+            Decision::Block(self.blocked(direction, blockers))
         } else if !rewrites.is_empty() {
             Decision::Rewrite(rewrites)
         } else {
             Decision::Allow
         };
         Checked { decision, tier }
+    }
+
+    /// Scans texts a model is shown joined from several fields (see
+    /// `dialect::request`); the names of the scanners that block, if any.
+    /// A seam counts a finding (block or redact: a seam cannot be redacted)
+    /// only when it spans the seam's cut: what lies on one side was judged
+    /// with its own field. A whole joined text (a rendered template) counts
+    /// every block and redaction.
+    pub async fn check_joined(
+        &self,
+        direction: Direction,
+        joined: &[Joined],
+    ) -> Option<Vec<String>> {
+        let policy = self.policy(direction);
+        if joined.is_empty() || policy.pipeline.is_empty() {
+            return None;
+        }
+        let results = join_all(joined.iter().map(|j| {
+            let (pipeline, fingerprint) = match j.cut {
+                Some(_) => (&policy.seams, &policy.seam_fingerprint),
+                None => (&policy.pipeline, &policy.fingerprint),
+            };
+            self.scan_cached(direction, pipeline, fingerprint, &j.text)
+        }))
+        .await;
+        let mut blockers = Vec::new();
+        for (j, (result, _, _)) in joined.iter().zip(results) {
+            let Some(verdict) = self.or_fail_mode(direction, result, &mut blockers) else {
+                continue;
+            };
+            let spans_cut = |f: &crate::scan::Finding| match (&j.cut, f.span) {
+                (None, _) => true,
+                (Some(cut), Some((start, end))) => start < cut.start && end > cut.end,
+                (Some(_), None) => false,
+            };
+            blockers.extend(
+                verdict
+                    .findings
+                    .iter()
+                    .filter(|f| f.action != Mode::Report && spans_cut(f))
+                    .map(|f| f.scanner.clone()),
+            );
+        }
+        (!blockers.is_empty()).then(|| self.blocked(direction, blockers))
+    }
+
+    /// The verdict, or, for a scanner error, what `fail_mode` says: closed
+    /// adds the scanner to `blockers`, open lets the text pass.
+    fn or_fail_mode(
+        &self,
+        direction: Direction,
+        result: Result<Arc<Verdict>, ScanError>,
+        blockers: &mut Vec<String>,
+    ) -> Option<Arc<Verdict>> {
+        match (result, self.fail_mode) {
+            (Ok(v), _) => Some(v),
+            (Err(e), FailMode::Closed) => {
+                tracing::warn!(scanner = %e.scanner, error = %e.message, %direction, "scanner failed; blocking (fail_mode: closed)");
+                blockers.push(e.scanner);
+                None
+            }
+            (Err(e), FailMode::Open) => {
+                tracing::warn!(scanner = %e.scanner, error = %e.message, %direction, "scanner failed; passing (fail_mode: open)");
+                None
+            }
+        }
+    }
+
+    /// Sorted, deduplicated blockers, counted in the metrics.
+    fn blocked(&self, direction: Direction, mut blockers: Vec<String>) -> Vec<String> {
+        blockers.sort();
+        blockers.dedup();
+        self.metrics.count_blocks(direction, &blockers);
+        blockers
     }
 }
 

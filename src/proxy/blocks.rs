@@ -6,18 +6,12 @@ use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use serde_json::Value;
 
 use crate::config::{BlockResponse, GuardConfig};
 use crate::dialect::codec::Framing;
-use crate::dialect::{Dialect, Route, ollama, openai};
+use crate::dialect::{Dialect, Route, anthropic, ollama, openai, responses};
 use crate::error::{BLOCKED_HEADER, ProxyError};
 use crate::scan::Direction;
-
-/// The model a request named, echoed in inline replies.
-pub fn model_of(body: &Value) -> &str {
-    body.get("model").and_then(Value::as_str).unwrap_or("")
-}
 
 /// The reply to a blocked request or a blocked whole (non-streamed) response.
 pub fn blocked(
@@ -38,20 +32,21 @@ pub fn blocked(
         .in_dialect(route.dialect())
         .into_response(),
         BlockResponse::Inline if stream => {
-            let framing = framing_of(route);
-            let mut body = inline_frames(route, model, &config.inline_message).to_vec();
-            body.extend(framing.done_frame());
-            let bytes: Vec<u8> = body.concat();
+            let mut body = inline_frames(route, model, &config.inline_message);
+            body.extend(done_frame(route));
             (
-                [(header::CONTENT_TYPE, framing.content_type())],
-                Body::from(bytes),
+                [(header::CONTENT_TYPE, framing_of(route).content_type())],
+                Body::from(body.concat()),
             )
                 .into_response()
         }
         BlockResponse::Inline => {
-            let reply = match route.dialect() {
-                Dialect::Ollama => ollama::inline_reply(route, model, &config.inline_message),
-                Dialect::OpenAi => openai::inline_reply(route, model, &config.inline_message),
+            let message = &config.inline_message;
+            let reply = match (route.dialect(), route) {
+                (_, Route::Responses) => responses::inline_reply(model, message),
+                (Dialect::Ollama, _) => ollama::inline_reply(route, model, message),
+                (Dialect::OpenAi, _) => openai::inline_reply(route, model, message),
+                (Dialect::Anthropic, _) => anthropic::inline_reply(model, message),
             };
             axum::Json(reply).into_response()
         }
@@ -65,27 +60,39 @@ pub fn blocked(
 fn framing_of(route: Route) -> Framing {
     match route.dialect() {
         Dialect::Ollama => Framing::Ndjson,
-        Dialect::OpenAi => Framing::Sse,
+        Dialect::OpenAi | Dialect::Anthropic => Framing::Sse,
     }
 }
 
-/// The frame(s) carrying an inline reply in a stream (without `[DONE]`).
-fn inline_frames(route: Route, model: &str, message: &str) -> [Bytes; 1] {
-    match route.dialect() {
-        Dialect::Ollama => [Framing::Ndjson.encode(&ollama::inline_reply(route, model, message))],
-        Dialect::OpenAi => [Framing::Sse.encode(&openai::chunk(
+/// `data: [DONE]`, which only the chat and completions streams send.
+fn done_frame(route: Route) -> Option<Bytes> {
+    matches!(route, Route::OpenAiChat | Route::OpenAiCompletions)
+        .then(|| Bytes::from_static(b"data: [DONE]\n\n"))
+}
+
+/// The frames carrying an inline reply in a stream (without `[DONE]`).
+fn inline_frames(route: Route, model: &str, message: &str) -> Vec<Bytes> {
+    match (route.dialect(), route) {
+        (_, Route::Responses) => responses::inline_frames(model, message),
+        (Dialect::Ollama, _) => {
+            vec![Framing::Ndjson.encode(&ollama::inline_reply(route, model, message))]
+        }
+        (Dialect::OpenAi, _) => vec![Framing::Sse.encode(&openai::chunk(
             route,
             "chatcmpl-guard",
             model,
             Some(message),
             Some("content_filter"),
         ))],
+        (Dialect::Anthropic, _) => anthropic::inline_frames(model, message),
     }
 }
 
 /// The frames that end a stream whose output was blocked mid-way: Ollama's
-/// `{"error": ...}` line, or OpenAI's `finish_reason: "content_filter"` chunk
-/// and `[DONE]` (inline mode: the inline reply instead).
+/// `{"error": ...}` line; OpenAI's `finish_reason: "content_filter"` chunk
+/// and `[DONE]`; a Responses `response.incomplete` event (reason
+/// `content_filter`); Anthropic's `stop_reason: "refusal"` and
+/// `message_stop` (inline mode: the inline reply instead).
 pub fn stream_block_frames(
     config: &GuardConfig,
     route: Route,
@@ -97,22 +104,18 @@ pub fn stream_block_frames(
         "blocked by ollama-guard: output flagged by {}",
         scanners.join(", ")
     );
-    let framing = framing_of(route);
-    let mut frames: Vec<Bytes> = match (config.block_response, route.dialect()) {
-        (BlockResponse::Inline, _) => inline_frames(route, model, &config.inline_message).to_vec(),
-        (BlockResponse::Error, Dialect::Ollama) => {
-            vec![framing.encode(&ollama::error_body(&message))]
-        }
-        (BlockResponse::Error, Dialect::OpenAi) => {
-            vec![framing.encode(&openai::chunk(
-                route,
-                id,
-                model,
-                None,
-                Some("content_filter"),
-            ))]
-        }
-    };
-    frames.extend(framing.done_frame());
+    let mut frames: Vec<Bytes> =
+        match (config.block_response, route.dialect(), route) {
+            (BlockResponse::Inline, _, _) => inline_frames(route, model, &config.inline_message),
+            (BlockResponse::Error, _, Route::Responses) => responses::block_frames(model),
+            (BlockResponse::Error, Dialect::Ollama, _) => {
+                vec![Framing::Ndjson.encode(&ollama::error_body(&message))]
+            }
+            (BlockResponse::Error, Dialect::OpenAi, _) => vec![Framing::Sse.encode(
+                &openai::chunk(route, id, model, None, Some("content_filter")),
+            )],
+            (BlockResponse::Error, Dialect::Anthropic, _) => anthropic::block_frames(),
+        };
+    frames.extend(done_frame(route));
     Bytes::from(frames.concat())
 }

@@ -4,19 +4,21 @@
 
 pub mod blocks;
 mod output;
+mod paths;
 mod stream;
 
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, to_bytes};
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, Uri, header};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{MatchedPath, Path, Request, State};
+use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use bytes::Bytes;
-use serde_json::Value;
 
 use crate::AppState;
 use crate::cache::Tier;
+use crate::dialect::request::Refused;
 use crate::dialect::{Route, apply_rewrites};
 use crate::error::{ApiError, ProxyError};
 use crate::guard::Decision;
@@ -24,11 +26,6 @@ use crate::scan::Direction;
 use crate::upstream::relay;
 
 pub const CACHE_HEADER: &str = "x-guard-cache";
-
-fn path_and_query(uri: &Uri) -> String {
-    uri.path_and_query()
-        .map_or_else(|| uri.path().to_string(), |pq| pq.as_str().to_string())
-}
 
 /// Times the upstream call and everything around it, per route.
 struct Timer {
@@ -82,9 +79,12 @@ impl Timer {
 pub async fn passthrough(
     State(state): State<AppState>,
     matched: Option<MatchedPath>,
+    params: Result<Path<Vec<(String, String)>>, PathRejection>,
     req: Request,
 ) -> Result<Response, ApiError> {
     let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let params = params.map_err(|e| ProxyError::BadPath(e.body_text()))?;
+    let path = paths::upstream_path(route, &params)?;
     let mut timer = Timer::start();
     let (parts, body) = req.into_parts();
     let declared = parts
@@ -96,7 +96,10 @@ pub async fn passthrough(
         return Err(ProxyError::TooLarge { limit }.into());
     }
     let body = reqwest::Body::wrap_stream(body.into_data_stream());
-    let pq = path_and_query(&parts.uri);
+    let pq = match parts.uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path,
+    };
     let send = state.upstream.send(parts.method, &pq, parts.headers, body);
     let upstream = timer.upstream(&state, route, send).await?;
     timer.record(&state, route);
@@ -131,55 +134,75 @@ async fn handle_guarded(
     let mut timer = Timer::start();
     let (parts, body) = req.into_parts();
     let bytes = read_body(body, state.config.server.max_body_bytes).await?;
-    let mut json: Value =
-        serde_json::from_slice(&bytes).map_err(|e| ProxyError::BadJson(e.to_string()))?;
-    let scan_input = !route.is_embedding() || state.config.guard.scan_embeddings;
-    let segments = if scan_input {
-        route.input_segments(&json).map_err(ProxyError::BadShape)?
-    } else {
-        Vec::new()
+    let guard_config = &state.config.guard;
+    let mut request =
+        route
+            .parse(&bytes, guard_config.allowed())
+            .map_err(|refused| match refused {
+                Refused::Json(e) => ProxyError::BadJson(e),
+                Refused::Shape(e) => ProxyError::BadShape(e),
+            })?;
+    let scan_input = !route.is_embedding() || guard_config.scan_embeddings;
+    if !scan_input {
+        request.segments.clear();
+    }
+    let checked = state.guard.check(Direction::Input, &request.segments).await;
+    let block = |scanners: Vec<String>| {
+        tracing::info!(route = route.path(), scanners = ?scanners, "input blocked");
+        let reply = blocks::blocked(
+            guard_config,
+            route,
+            Direction::Input,
+            &request.model,
+            request.stream,
+            scanners,
+        );
+        timer.record(&state, route.path());
+        Ok(with_cache_header(reply, checked.tier))
     };
-    let checked = state.guard.check(Direction::Input, &segments).await;
-    let model = blocks::model_of(&json).to_string();
-    let wants_stream = route.wants_stream(&json);
-    let forward = match checked.decision {
-        Decision::Block(scanners) => {
-            tracing::info!(route = route.path(), scanners = ?scanners, "input blocked");
-            let reply = blocks::blocked(
-                &state.config.guard,
-                route,
-                Direction::Input,
-                &model,
-                wants_stream,
-                scanners,
-            );
-            timer.record(&state, route.path());
-            return Ok(with_cache_header(reply, checked.tier));
-        }
+    let forward = match &checked.decision {
+        Decision::Block(scanners) => return block(scanners.clone()),
         Decision::Rewrite(rewrites) => {
-            apply_rewrites(&mut json, &rewrites);
+            let mut json = request.json.clone();
+            apply_rewrites(&mut json, rewrites).map_err(ProxyError::BadShape)?;
+            Some(json)
+        }
+        Decision::Allow => None,
+    };
+    if scan_input {
+        // Joined texts are taken from what will be forwarded.
+        let joined = route.joined(forward.as_ref().unwrap_or(&request.json));
+        if let Some(scanners) = state.guard.check_joined(Direction::Input, &joined).await {
+            return block(scanners);
+        }
+    }
+    // What is forwarded is what was scanned: the original bytes when nothing
+    // was rewritten (the parse refused anything Ollama could read another
+    // way), else the rewritten document.
+    let forward = match forward {
+        Some(json) => {
             Bytes::from(serde_json::to_vec(&json).map_err(|e| ProxyError::Internal(e.to_string()))?)
         }
-        Decision::Allow => bytes,
+        None => bytes,
     };
     let mut headers = parts.headers;
     // The body may have been rewritten, and the output scan needs identity
     // bodies: let the client library set the length, ask for no encoding.
     headers.remove(header::CONTENT_LENGTH);
     headers.remove(header::ACCEPT_ENCODING);
-    let pq = path_and_query(&parts.uri);
+    // The upstream path is the route's own, never the request's.
     let send = state
         .upstream
-        .send(parts.method, &pq, headers, forward.into());
+        .send(parts.method, route.path(), headers, forward.into());
     let upstream = timer.upstream(&state, route.path(), send).await?;
     let scan_output = upstream.status().is_success()
-        && !route.is_embedding()
+        && route.has_model_output()
         && !state.guard.output.pipeline.is_empty();
     let reply = if scan_output {
         let out = output::Reply {
             route,
-            model,
-            wants_stream,
+            model: request.model,
+            wants_stream: request.stream,
             overhead_so_far: timer.overhead(),
         };
         output::guard(&state, out, upstream).await?

@@ -117,7 +117,7 @@ async fn scan_whole(state: &AppState, reply: &Reply, body: Bytes) -> Result<Whol
             )))
         }
         Decision::Rewrite(rewrites) => {
-            apply_rewrites(&mut json, &rewrites);
+            apply_rewrites(&mut json, &rewrites).map_err(ProxyError::Internal)?;
             let bytes =
                 serde_json::to_vec(&json).map_err(|e| ProxyError::Internal(e.to_string()))?;
             Ok(Whole::Send(Bytes::from(bytes)))

@@ -16,7 +16,7 @@ use serde_json::Value;
 use super::blocks::stream_block_frames;
 use crate::config::Config;
 use crate::dialect::codec::{Framer, Framing, Payload};
-use crate::dialect::{Route, apply_rewrites};
+use crate::dialect::{Rewrite, Route, apply_rewrites};
 use crate::guard::output::{OutputGuard, WindowVerdict, redact_range};
 use crate::scan::{Numbering, Redaction};
 
@@ -49,18 +49,20 @@ impl Held {
         if !fields.iter().any(|(_, r)| touched(r)) {
             return self.raw;
         }
-        let rewrites: Vec<(String, String)> = fields
+        let rewrites: Vec<Rewrite> = fields
             .iter()
             .filter(|(_, r)| touched(r))
             .filter_map(|(p, r)| {
-                value
-                    .pointer(p)
-                    .and_then(Value::as_str)
-                    .map(|t| (p.clone(), redact_range(t, r, redactions, numbering)))
+                value.pointer(p).and_then(Value::as_str).map(|t| Rewrite {
+                    pointer: p.clone(),
+                    text: redact_range(t, r, redactions, numbering),
+                    key: false,
+                })
             })
             .collect();
-        apply_rewrites(&mut value, &rewrites);
-        framing.encode(&value)
+        // Values only: renaming keys is the one way a rewrite can fail.
+        let _ = apply_rewrites(&mut value, &rewrites);
+        framing.reencode(&self.raw, &value)
     }
 }
 

@@ -128,6 +128,10 @@ pub struct Finding {
     pub score: f32,
     pub reason: String,
     pub action: Mode,
+    /// Byte range in the scanned text, when the scanner can point at it
+    /// (joined scanning asks whether a finding spans a seam).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub span: Option<(usize, usize)>,
 }
 
 /// A byte range of the scanned text to replace, and what to put there.

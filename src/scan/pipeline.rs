@@ -44,13 +44,33 @@ pub struct Scanned {
 #[derive(Clone, Default)]
 pub struct Pipeline {
     scanners: Vec<Configured>,
+    /// Stop at the first block (off for seams, where a block that does not
+    /// span the seam must not hide one that does).
+    short_circuit: bool,
 }
 
 impl Pipeline {
     /// Orders scanners by cost, keeping the configured order among equals.
     pub fn new(mut scanners: Vec<Configured>) -> Self {
         scanners.sort_by_key(|c| c.scanner.cost());
-        Self { scanners }
+        Self {
+            scanners,
+            short_circuit: true,
+        }
+    }
+
+    /// The scanners that can act on a seam between two fields: those that
+    /// point at what they find and block or redact it. Runs every scanner.
+    pub fn for_seams(&self) -> Self {
+        Self {
+            scanners: self
+                .scanners
+                .iter()
+                .filter(|c| c.mode != Mode::Report && c.scanner.can_redact())
+                .cloned()
+                .collect(),
+            short_circuit: false,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -94,9 +114,10 @@ impl Pipeline {
                     score: m.score,
                     reason: m.reason,
                     action: c.mode,
+                    span: m.span.map(|s| (s.start, s.end)),
                 });
             }
-            if !allowed {
+            if !allowed && self.short_circuit {
                 break;
             }
         }

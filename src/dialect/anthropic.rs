@@ -1,0 +1,158 @@
+//! Ollama's Anthropic-compatible Messages API (`/v1/messages`): its request
+//! schema (from Ollama's `anthropic/anthropic.go`), its text fields, and its
+//! error and block shapes. Filtered output ends with `stop_reason:
+//! "refusal"`, as Anthropic's own streaming classifiers do.
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+use super::codec::Framing;
+use super::request::{message_texts, plain_text};
+use super::schema::Node;
+use super::{Segment, collect_text};
+
+/// `anthropic.ContentBlock`; plain strings stand for one text block.
+static BLOCK: Node = Node::Struct(&[
+    ("type", Node::Text),
+    ("text", Node::Text),
+    ("citations", Node::Text),
+    // Skipped: image bytes (base64) or an image URL; the model sees pixels.
+    ("source", Node::Skip),
+    ("id", Node::Text),
+    ("name", Node::Text),
+    ("input", Node::Text),
+    ("tool_use_id", Node::Text),
+    ("content", Node::List(&BLOCK)),
+    ("is_error", Node::Text),
+    ("thinking", Node::Text),
+    ("signature", Node::Text),
+]);
+
+/// `anthropic.MessageParam`.
+static MESSAGE: Node = Node::Struct(&[("role", Node::Text), ("content", Node::List(&BLOCK))]);
+
+/// `anthropic.MessagesRequest`.
+pub static REQUEST: Node = Node::Struct(&[
+    ("model", Node::Skip), // the model to load
+    ("max_tokens", Node::Text),
+    ("messages", Node::List(&MESSAGE)),
+    ("system", Node::List(&BLOCK)),
+    ("stream", Node::Text),
+    ("temperature", Node::Text),
+    ("top_p", Node::Text),
+    ("top_k", Node::Text),
+    ("stop_sequences", Node::Text),
+    ("tools", Node::Text),
+    ("tool_choice", Node::Text),
+    ("thinking", Node::Text),
+    ("metadata", Node::Text),
+    ("output_config", Node::Text),
+]);
+
+/// The system prompt, then each message's text.
+pub fn rendered(json: &Value) -> Vec<String> {
+    let mut out = vec![json.get("system").map(plain_text).unwrap_or_default()];
+    out.extend(message_texts(json, "messages"));
+    out
+}
+
+/// The text of a whole reply: every content block.
+pub fn output_segments(body: &Value) -> Vec<Segment> {
+    let mut out = Vec::new();
+    if let Some(content) = body.get("content") {
+        collect_text(content, "/content", &mut out);
+    }
+    out
+}
+
+/// The text of one stream event: deltas (text, thinking, tool input JSON)
+/// and the blocks or message that open a stream.
+pub fn frame_segments(frame: &Value) -> Vec<Segment> {
+    let mut out = Vec::new();
+    for key in ["delta", "content_block"] {
+        if let Some(v) = frame.get(key) {
+            collect_text(v, &format!("/{key}"), &mut out);
+        }
+    }
+    if let Some(content) = frame.get("message").and_then(|m| m.get("content")) {
+        collect_text(content, "/message/content", &mut out);
+    }
+    out
+}
+
+pub fn is_final_frame(frame: &Value) -> bool {
+    frame.get("type").and_then(Value::as_str) == Some("message_stop")
+}
+
+/// `{"type": "error", "error": {"type", "message"}}`, as the Anthropic SDKs
+/// read it; the error type follows the status as Anthropic's API does.
+pub fn error_body(status: u16, message: &str) -> Value {
+    let kind = match status {
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        400..=499 => "invalid_request_error",
+        _ => "api_error",
+    };
+    json!({ "type": "error", "error": { "type": kind, "message": message } })
+}
+
+/// A whole reply carrying `message`, for inline blocks.
+pub fn inline_reply(model: &str, message: &str) -> Value {
+    json!({
+        "id": "msg_guard", "type": "message", "role": "assistant", "model": model,
+        "content": [{ "type": "text", "text": message }],
+        "stop_reason": "refusal", "stop_sequence": null,
+        "usage": { "input_tokens": 0, "output_tokens": 0 },
+    })
+}
+
+fn event(kind: &str, data: Value) -> Bytes {
+    Framing::Sse.encode_event(Some(kind), &data)
+}
+
+/// The closing events: `stop_reason: "refusal"`, then `message_stop`.
+fn refusal_end() -> Vec<Bytes> {
+    vec![
+        event(
+            "message_delta",
+            json!({ "type": "message_delta", "delta": { "stop_reason": "refusal", "stop_sequence": null },
+                    "usage": { "output_tokens": 0 } }),
+        ),
+        event("message_stop", json!({ "type": "message_stop" })),
+    ]
+}
+
+/// The events of an inline reply in a stream.
+pub fn inline_frames(model: &str, message: &str) -> Vec<Bytes> {
+    let mut start = inline_reply(model, "");
+    start["content"] = json!([]);
+    start["stop_reason"] = Value::Null;
+    let mut out = vec![
+        event(
+            "message_start",
+            json!({ "type": "message_start", "message": start }),
+        ),
+        event(
+            "content_block_start",
+            json!({ "type": "content_block_start", "index": 0, "content_block": { "type": "text", "text": "" } }),
+        ),
+        event(
+            "content_block_delta",
+            json!({ "type": "content_block_delta", "index": 0, "delta": { "type": "text_delta", "text": message } }),
+        ),
+        event(
+            "content_block_stop",
+            json!({ "type": "content_block_stop", "index": 0 }),
+        ),
+    ];
+    out.extend(refusal_end());
+    out
+}
+
+/// The events that end a stream whose output was blocked.
+pub fn block_frames() -> Vec<Bytes> {
+    refusal_end()
+}

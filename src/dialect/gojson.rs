@@ -1,0 +1,173 @@
+//! Reading request bodies the way Ollama reads them.
+//!
+//! Ollama decodes with Go's `encoding/json`, which differs from a plain
+//! `serde_json::Value` parse in two ways that matter to a guard:
+//! - struct fields match keys case-insensitively with simple Unicode folding
+//!   (`Prompt`, `PROMPT`, `ſystem` with U+017F and `K` with U+212A all name a
+//!   field), and
+//! - when several keys name the same field, the last one wins.
+//!
+//! Instead of re-implementing Go's merge rules, the proxy refuses what could be
+//! read two ways: [`parse`] rejects duplicate keys anywhere in the document,
+//! and [`folds_to`] lets the schema walk reject a key that Ollama would read as
+//! a known field without it being spelled exactly. What is left has one
+//! reading, the same in Go and here, so forwarding the original bytes forwards
+//! exactly what was scanned. Real clients never send either shape.
+
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Number, Value};
+
+/// Parses a JSON document, refusing duplicate object keys (with the path of
+/// the object that repeats one). Nesting deeper than serde_json's limit (128)
+/// is an error too: refused, never passed.
+pub fn parse(bytes: &[u8]) -> Result<Value, String> {
+    serde_json::from_slice::<Strict>(bytes)
+        .map(|s| s.0)
+        .map_err(|e| e.to_string())
+}
+
+/// True when Go's `encoding/json` would decode `key` into the struct field
+/// `field` (an ASCII field name): equal under simple Unicode case folding.
+/// Besides ASCII case, the only characters that fold to ASCII letters are
+/// U+017F (long s, to `s`) and U+212A (Kelvin sign, to `k`).
+pub fn folds_to(key: &str, field: &str) -> bool {
+    let mut want = field.chars();
+    for c in key.chars() {
+        let Some(f) = want.next() else {
+            return false;
+        };
+        let same = match c {
+            '\u{017F}' => f.eq_ignore_ascii_case(&'s'),
+            '\u{212A}' => f.eq_ignore_ascii_case(&'k'),
+            _ => c.eq_ignore_ascii_case(&f),
+        };
+        if !same {
+            return false;
+        }
+    }
+    want.next().is_none()
+}
+
+/// A `Value` whose objects had no repeated key.
+struct Strict(Value);
+
+impl<'de> Deserialize<'de> for Strict {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        Number::from_f64(v)
+            .map(Value::Number)
+            .ok_or_else(|| E::custom("number out of range"))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+        while let Some(Strict(v)) = seq.next_element()? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if out.contains_key(&key) {
+                return Err(de::Error::custom(format!(
+                    "duplicate key `{key}`: Ollama would read only the last one"
+                )));
+            }
+            let Strict(v) = map.next_value()?;
+            out.insert(key, v);
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn ordinary_documents_parse_like_serde_json() {
+        let text = br#"{"a":[1,-2,3.5,true,null,"x"],"b":{"c":"d"},"e":18446744073709551615}"#;
+        assert_eq!(
+            parse(text),
+            Ok(serde_json::from_slice::<Value>(text).unwrap_or_default())
+        );
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_at_any_depth() {
+        for text in [
+            r#"{"prompt":"a","prompt":"b"}"#,
+            r#"{"messages":[{"content":"a","content":"b"}]}"#,
+            r#"{"p\u0072ompt":"a","prompt":"b"}"#,
+        ] {
+            let err = parse(text.as_bytes()).expect_err(text);
+            assert!(err.contains("duplicate key"), "{err}");
+        }
+        assert_eq!(parse(br#"{"a":{"x":1},"b":{"x":1}}"#).is_ok(), true);
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_pass() {
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        assert!(parse(deep.as_bytes()).is_err());
+        assert_eq!(parse(b"[[1]]"), Ok(json!([[1]])));
+    }
+
+    #[test]
+    fn go_folding_matches_case_long_s_and_kelvin() {
+        for key in ["prompt", "Prompt", "PROMPT", "pRoMpT"] {
+            assert!(folds_to(key, "prompt"), "{key}");
+        }
+        assert!(folds_to("\u{17F}y\u{17F}tem", "system"));
+        assert!(folds_to("\u{212A}eep_alive", "keep_alive"));
+        assert!(folds_to("_DEBUG_RENDER_ONLY", "_debug_render_only"));
+        for key in ["prompts", "promp", "pr0mpt", "prómpt", "", "systеm"] {
+            assert!(
+                !folds_to(key, "prompt") && !folds_to(key, "system"),
+                "{key}"
+            );
+        }
+    }
+}
