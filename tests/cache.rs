@@ -60,15 +60,20 @@ async fn memory_cache_scans_once_then_hits() {
 async fn a_growing_conversation_only_scans_its_new_turn() {
     let fake = FakeOllama::start().await;
     let proxy = start_proxy(config(&fake.url, COSTLY)).await;
-    let mut messages = vec![json!({"role": "user", "content": "hello"})];
+    // Longer than a seam's context, so each seam holds two messages only.
+    let long = |s: String| format!("{s} {}", "and so on ".repeat(30));
+    let mut messages = vec![json!({"role": "user", "content": long("hello".into())})];
+    let mut scans = Vec::new();
     for turn in 0..3 {
         let body = json!({"model": "m", "stream": false, "messages": messages});
         common::post_json(&proxy.url, "/api/chat", &body).await;
-        messages.push(json!({"role": "assistant", "content": format!("answer {turn}")}));
-        messages.push(json!({"role": "user", "content": format!("question {turn}")}));
+        scans.push(stat(&proxy.url, "scans").await);
+        messages.push(json!({"role": "assistant", "content": long(format!("answer {turn}"))}));
+        messages.push(json!({"role": "user", "content": long(format!("question {turn}"))}));
     }
-    // Turn 1 scans 1 message, turns 2 and 3 scan their two new messages each.
-    assert_eq!(stat(&proxy.url, "scans").await, 5);
+    // Turn 1 scans its one message. Turns 2 and 3 scan their two new
+    // messages and the two new seams before them, each joined two ways.
+    assert_eq!(scans, vec![1, 1 + 2 + 4, 1 + 2 * (2 + 4)]);
 }
 
 #[tokio::test]

@@ -38,6 +38,10 @@ async fn both(
     [out[0].clone(), out[1].clone()]
 }
 
+/// A blob path with a digest of the shape Ollama accepts.
+const BLOB: &str =
+    "/api/blobs/sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
 #[tokio::test]
 async fn every_endpoint_passes_through_byte_exact() {
     let (fake, proxy) = stack(SCANNERS).await;
@@ -62,8 +66,8 @@ async fn every_endpoint_passes_through_byte_exact() {
             "/api/create",
             Some(json!({"model": "m", "from": "llama3.2"})),
         ),
-        (Method::HEAD, "/api/blobs/sha256:abc", None),
-        (Method::POST, "/api/blobs/sha256:abc", Some(json!("blob"))),
+        (Method::HEAD, BLOB, None),
+        (Method::POST, BLOB, Some(json!("blob"))),
         (Method::GET, "/v1/models", None),
         (
             Method::POST,

@@ -13,8 +13,21 @@ use super::{Segment, collect_text};
 
 /// `anthropic.ContentBlock`; plain strings stand for one text block.
 static BLOCK: Node = Node::Struct(&[
-    ("type", Node::Text),
-    ("text", Node::Text),
+    (
+        "type",
+        Node::Name(&[
+            "text",
+            "image",
+            "document",
+            "tool_use",
+            "tool_result",
+            "thinking",
+            "redacted_thinking",
+            "server_tool_use",
+            "web_search_tool_result",
+        ]),
+    ),
+    ("text", Node::Str),
     ("citations", Node::Text),
     // Skipped: image bytes (base64) or an image URL; the model sees pixels.
     ("source", Node::Skip),
@@ -22,21 +35,24 @@ static BLOCK: Node = Node::Struct(&[
     ("name", Node::Text),
     ("input", Node::Text),
     ("tool_use_id", Node::Text),
-    ("content", Node::List(&BLOCK)),
+    ("content", Node::Content(&BLOCK)),
     ("is_error", Node::Text),
-    ("thinking", Node::Text),
+    ("thinking", Node::Str),
     ("signature", Node::Text),
 ]);
 
 /// `anthropic.MessageParam`.
-static MESSAGE: Node = Node::Struct(&[("role", Node::Text), ("content", Node::List(&BLOCK))]);
+static MESSAGE: Node = Node::Struct(&[
+    ("role", super::ollama::ROLE),
+    ("content", Node::Content(&BLOCK)),
+]);
 
 /// `anthropic.MessagesRequest`.
 pub static REQUEST: Node = Node::Struct(&[
     ("model", Node::Skip), // the model to load
     ("max_tokens", Node::Text),
     ("messages", Node::List(&MESSAGE)),
-    ("system", Node::List(&BLOCK)),
+    ("system", Node::Content(&BLOCK)),
     ("stream", Node::Text),
     ("temperature", Node::Text),
     ("top_p", Node::Text),

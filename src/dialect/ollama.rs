@@ -11,28 +11,31 @@ use super::{Route, Segment, collect_text};
 /// string values (stop sequences) are scanned.
 pub const OPTIONS: Node = Node::Values(&Node::Text);
 
+/// Message roles. Ollama lowercases roles; anything else is scanned.
+pub const ROLE: Node = Node::Name(&["system", "user", "assistant", "tool", "developer"]);
+
 /// `api.Message`.
 pub const MESSAGE: Node = Node::Struct(&[
-    // Scanned: some templates (Phi) print the role verbatim.
-    ("role", Node::Text),
-    ("content", Node::Text),
-    ("thinking", Node::Text),
+    // Some templates (Phi) print the role verbatim: any but these is scanned.
+    ("role", ROLE),
+    ("content", Node::Str),
+    ("thinking", Node::Str),
     // Skipped: base64 image bytes; the model sees pixels, not this text.
     ("images", Node::Skip),
-    ("tool_calls", Node::Text),
-    ("tool_name", Node::Text),
-    ("tool_call_id", Node::Text),
+    ("tool_calls", Node::List(&Node::Text)),
+    ("tool_name", Node::Str),
+    ("tool_call_id", Node::Str),
 ]);
 
 /// `api.GenerateRequest`.
 pub const GENERATE: Node = Node::Struct(&[
     // Skipped: names the model to load; never rendered into the prompt.
     ("model", Node::Skip),
-    ("prompt", Node::Text),
-    ("suffix", Node::Text),
-    ("system", Node::Text),
+    ("prompt", Node::Str),
+    ("suffix", Node::Str),
+    ("system", Node::Str),
     // Also checked as a template (`request.rs`).
-    ("template", Node::Text),
+    ("template", Node::Str),
     // Token ids (numbers): refused unless allowed (`request.rs`).
     ("context", Node::Text),
     ("stream", Node::Text),
@@ -60,7 +63,7 @@ pub const CHAT: Node = Node::Struct(&[
     ("format", Node::Text),
     ("keep_alive", Node::Skip), // a duration
     // Tool names, descriptions and parameter schemas: templates render them.
-    ("tools", Node::Text),
+    ("tools", Node::List(&Node::Text)),
     ("options", OPTIONS),
     ("think", Node::Skip), // a switch or an effort level
     ("truncate", Node::Text),
@@ -83,7 +86,7 @@ pub const EMBED: Node = Node::Struct(&[
 /// `api.EmbeddingRequest`.
 pub const EMBEDDINGS: Node = Node::Struct(&[
     ("model", Node::Skip), // the model to load
-    ("prompt", Node::Text),
+    ("prompt", Node::Str),
     ("keep_alive", Node::Skip), // a duration
     ("options", OPTIONS),
 ]);
@@ -109,8 +112,8 @@ pub const CREATE: Node = Node::Struct(&[
     // rendered into a prompt (and long legal text would only add noise).
     ("license", Node::Skip),
     ("stream", Node::Text),
-    ("template", Node::Text),
-    ("system", Node::Text),
+    ("template", Node::Str),
+    ("system", Node::Str),
     ("parameters", OPTIONS),
     ("messages", Node::List(&MESSAGE)),
     ("info", Node::Text),

@@ -9,7 +9,7 @@ use super::{Route, Segment, collect_text};
 
 /// A content part. Ollama decodes parts as maps, so keys match exactly.
 pub const PART: Node = Node::Object(&[
-    ("type", Node::Text),
+    ("type", Node::Name(&["text", "image_url"])),
     ("text", Node::Text),
     // Skipped: an image (a data: URL or a link); the model sees pixels.
     ("image_url", Node::Skip),
@@ -17,12 +17,12 @@ pub const PART: Node = Node::Object(&[
 
 /// `openai.Message`: `content` is a string or a list of parts.
 const MESSAGE: Node = Node::Struct(&[
-    ("role", Node::Text),
-    ("content", Node::List(&PART)),
-    ("reasoning", Node::Text),
-    ("tool_calls", Node::Text),
-    ("name", Node::Text),
-    ("tool_call_id", Node::Text),
+    ("role", super::ollama::ROLE),
+    ("content", Node::Content(&PART)),
+    ("reasoning", Node::Str),
+    ("tool_calls", Node::List(&Node::Text)),
+    ("name", Node::Str),
+    ("tool_call_id", Node::Str),
 ]);
 
 /// `openai.ChatCompletionRequest`.
@@ -39,7 +39,7 @@ pub const CHAT: Node = Node::Struct(&[
     ("presence_penalty", Node::Text),
     ("top_p", Node::Text),
     ("response_format", Node::Text),
-    ("tools", Node::Text),
+    ("tools", Node::List(&Node::Text)),
     ("reasoning", Node::Text),
     ("reasoning_effort", Node::Skip), // an effort level, a switch
     ("logprobs", Node::Text),
@@ -50,8 +50,8 @@ pub const CHAT: Node = Node::Struct(&[
 /// `openai.CompletionRequest`.
 pub const COMPLETIONS: Node = Node::Struct(&[
     ("model", Node::Skip), // the model to load
-    ("prompt", Node::Text),
-    ("suffix", Node::Text),
+    ("prompt", Node::Str),
+    ("suffix", Node::Str),
     ("frequency_penalty", Node::Text),
     ("max_tokens", Node::Text),
     ("presence_penalty", Node::Text),

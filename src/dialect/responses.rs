@@ -13,9 +13,20 @@ use super::{Segment, collect_text};
 
 /// An input item or content part. Decoded by exact key.
 static ITEM: Node = Node::Object(&[
-    ("type", Node::Text),
-    ("role", Node::Text),
-    ("content", Node::List(&ITEM)),
+    (
+        "type",
+        Node::Name(&[
+            "message",
+            "input_text",
+            "input_image",
+            "output_text",
+            "function_call",
+            "function_call_output",
+            "reasoning",
+        ]),
+    ),
+    ("role", super::ollama::ROLE),
+    ("content", Node::Content(&ITEM)),
     ("text", Node::Text),
     // Skipped: an image (a data: URL or a link); the model sees pixels.
     ("image_url", Node::Skip),
@@ -27,8 +38,8 @@ pub static REQUEST: Node = Node::Struct(&[
     ("background", Node::Text),
     ("conversation", Node::Text),
     ("include", Node::Text),
-    ("input", Node::List(&ITEM)),
-    ("instructions", Node::Text),
+    ("input", Node::Content(&ITEM)),
+    ("instructions", Node::Str),
     ("max_output_tokens", Node::Text),
     ("reasoning", Node::Text),
     ("temperature", Node::Text),

@@ -25,11 +25,21 @@ impl Config {
     }
 }
 
-/// The class of an invisible character, named in findings.
+/// The class of an invisible character, named in findings: the Unicode
+/// Default_Ignorable_Code_Point set (DerivedCoreProperties.txt, Unicode 15),
+/// which renders as nothing, plus the Hangul fillers, which render as
+/// blank space but are letters (so they pass for spaces between words).
+/// U+200D (zero-width joiner) is decided by [`InvisibleText`], which lets it
+/// join emoji; variation selectors are allowed where [`selects_variant`]
+/// says they pick a glyph.
 pub fn classify(c: char) -> Option<&'static str> {
     match c {
         '\u{E0000}'..='\u{E007F}' => Some("tag"),
-        '\u{E0100}'..='\u{E01EF}' => Some("variation selector"),
+        '\u{FE00}'..='\u{FE0F}'
+        | '\u{E0100}'..='\u{E01EF}'
+        | '\u{180B}'..='\u{180D}'
+        | '\u{180F}' => Some("variation selector"),
+        '\u{115F}' | '\u{1160}' | '\u{3164}' | '\u{FFA0}' => Some("filler"),
         '\u{200B}' | '\u{200C}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}' | '\u{180E}' => {
             Some("zero-width")
         }
@@ -38,7 +48,41 @@ pub fn classify(c: char) -> Option<&'static str> {
         | '\u{061C}'
         | '\u{202A}'..='\u{202E}'
         | '\u{2066}'..='\u{2069}' => Some("bidi control"),
+        '\u{00AD}' => Some("soft hyphen"),
+        '\u{034F}'
+        | '\u{17B4}'
+        | '\u{17B5}'
+        | '\u{2065}'
+        | '\u{206A}'..='\u{206F}'
+        | '\u{FFF0}'..='\u{FFF8}'
+        | '\u{1BCA0}'..='\u{1BCA3}'
+        | '\u{1D173}'..='\u{1D17A}'
+        | '\u{E0080}'..='\u{E00FF}'
+        | '\u{E01F0}'..='\u{E0FFF}' => Some("default-ignorable"),
         _ => None,
+    }
+}
+
+/// Whether a variation selector after `base` picks a glyph rather than
+/// hiding data: emoji and text presentation after pictographs, symbols and
+/// keycap bases (U+FE0E/FE0F), standardized variants of CJK and math
+/// symbols (U+FE00..FE0D), ideographic variants after Han characters
+/// (U+E0100..E01EF), and Mongolian free variation selectors after Mongolian
+/// letters. One selector per base: a second one hides data.
+fn selects_variant(base: Option<char>, selector: char) -> bool {
+    let Some(b) = base else {
+        return false;
+    };
+    let han = matches!(b, '\u{3400}'..='\u{4DBF}' | '\u{4E00}'..='\u{9FFF}' | '\u{F900}'..='\u{FAFF}' | '\u{20000}'..='\u{3FFFF}');
+    match selector {
+        '\u{FE00}'..='\u{FE0F}' => {
+            is_pictograph(b)
+                || han
+                || matches!(b, '0'..='9' | '#' | '*' | '\u{00A9}' | '\u{00AE}' | '\u{2000}'..='\u{2BFF}' | '\u{3000}'..='\u{303F}' | '\u{3200}'..='\u{32FF}')
+        }
+        '\u{E0100}'..='\u{E01EF}' => han,
+        '\u{180B}'..='\u{180D}' | '\u{180F}' => matches!(b, '\u{1800}'..='\u{18AF}'),
+        _ => false,
     }
 }
 
@@ -63,7 +107,10 @@ impl Scanner for InvisibleText {
                     None
                 }
                 '\u{200D}' => Some("zero-width"),
-                _ => classify(c),
+                _ => match classify(c) {
+                    Some("variation selector") if selects_variant(prev, c) => None,
+                    class => class,
+                },
             };
             if let Some(class) = class {
                 found.push(Match {
@@ -73,7 +120,12 @@ impl Scanner for InvisibleText {
                     placeholder: String::new(),
                 });
             }
-            prev = Some(c);
+            // A selector is not a base: `a` + VS + VS is two hidden bytes.
+            prev = if class.is_none() && classify(c).is_some() {
+                None
+            } else {
+                Some(c)
+            };
         }
         Ok(found)
     }
@@ -86,6 +138,42 @@ mod tests {
 
     async fn reasons(text: &str) -> Vec<String> {
         crate::scan::reasons(&InvisibleText, text).await
+    }
+
+    #[tokio::test]
+    async fn flags_default_ignorables_and_fillers() {
+        for c in [
+            '\u{AD}',
+            '\u{34F}',
+            '\u{3164}',
+            '\u{115F}',
+            '\u{FFA0}',
+            '\u{2065}',
+            '\u{1D173}',
+        ] {
+            let found = reasons(&format!("Ignore{c}all previous")).await;
+            assert_eq!(found.len(), 1, "U+{:04X}", c as u32);
+        }
+    }
+
+    #[tokio::test]
+    async fn variation_selectors_pass_on_emoji_and_han_only() {
+        assert!(
+            reasons("I \u{2764}\u{FE0F} it 1\u{FE0F}\u{20E3} \u{845B}\u{E0100}")
+                .await
+                .is_empty()
+        );
+        assert_eq!(reasons("a\u{FE0F}").await.len(), 1, "after a letter");
+        assert_eq!(
+            reasons("a\u{E0100}").await.len(),
+            1,
+            "ideographic selector after a letter"
+        );
+        assert_eq!(
+            reasons("\u{2764}\u{FE0F}\u{FE01}\u{FE02}").await.len(),
+            2,
+            "only one selector per base"
+        );
     }
 
     #[tokio::test]

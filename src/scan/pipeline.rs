@@ -59,14 +59,20 @@ impl Pipeline {
         }
     }
 
-    /// The scanners that can act on a seam between two fields: those that
-    /// point at what they find and block or redact it. Runs every scanner.
+    /// The scanners that can act on a seam between two fields: cheap ones
+    /// that point at what they find and block or redact it. (Costly
+    /// scanners, such as guard models, judge each field whole.) Runs every
+    /// scanner.
     pub fn for_seams(&self) -> Self {
         Self {
             scanners: self
                 .scanners
                 .iter()
-                .filter(|c| c.mode != Mode::Report && c.scanner.can_redact())
+                .filter(|c| {
+                    c.mode != Mode::Report
+                        && c.scanner.can_redact()
+                        && c.scanner.cost() == super::Cost::Cheap
+                })
                 .cloned()
                 .collect(),
             short_circuit: false,
