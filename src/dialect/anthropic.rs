@@ -7,7 +7,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::codec::Framing;
-use super::request::{message_texts, plain_text};
+use super::request::{fields, message_texts};
 use super::schema::Node;
 use super::{Segment, collect_text};
 
@@ -67,7 +67,7 @@ pub static REQUEST: Node = Node::Struct(&[
 
 /// The system prompt, then each message's text.
 pub fn rendered(json: &Value) -> Vec<String> {
-    let mut out = vec![json.get("system").map(plain_text).unwrap_or_default()];
+    let mut out = fields(json, &["system"]);
     out.extend(message_texts(json, "messages"));
     out
 }

@@ -201,38 +201,40 @@ fn ceil_boundary(s: &str, i: usize) -> usize {
     i
 }
 
-/// The text of a content value: a string, a list of parts (`text`), or a
-/// block with nested `content`.
-pub fn plain_text(value: &Value) -> String {
+/// The texts of a content value, each its own piece: a string, each part of
+/// a list (`text`), or a block's nested `content`.
+pub fn texts_of(value: &Value, out: &mut Vec<String>) {
     match value {
-        Value::String(s) => s.clone(),
-        Value::Array(items) => items.iter().map(plain_text).collect(),
+        Value::String(s) => out.push(s.clone()),
+        Value::Array(items) => items.iter().for_each(|v| texts_of(v, out)),
         Value::Object(map) => match map.get("text") {
-            Some(Value::String(s)) => s.clone(),
-            _ => map.get("content").map(plain_text).unwrap_or_default(),
+            Some(Value::String(s)) => out.push(s.clone()),
+            _ => map.get("content").into_iter().for_each(|v| texts_of(v, out)),
         },
-        Value::Null | Value::Bool(_) | Value::Number(_) => String::new(),
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
     }
 }
 
-/// The `content` of each message in `json[key]`, in order.
+/// The texts of each message's `content` in `json[key]`, in order.
 pub fn message_texts(json: &Value, key: &str) -> Vec<String> {
-    json.get(key)
-        .and_then(Value::as_array)
-        .map(|ms| {
-            ms.iter()
-                .map(|m| m.get("content").map(plain_text).unwrap_or_default())
-                .collect()
-        })
-        .unwrap_or_default()
+    let mut out = Vec::new();
+    for message in json.get(key).and_then(Value::as_array).into_iter().flatten() {
+        match message.get("content") {
+            Some(content) => texts_of(content, &mut out),
+            // A bare item (a Responses input given as a string or part).
+            None => texts_of(message, &mut out),
+        }
+    }
+    out
 }
 
-/// The named string fields of `json`, in order.
+/// The named fields of `json`, in order.
 pub fn fields(json: &Value, names: &[&str]) -> Vec<String> {
-    names
-        .iter()
-        .map(|n| json.get(n).map(plain_text).unwrap_or_default())
-        .collect()
+    let mut out = Vec::new();
+    for name in names {
+        json.get(name).into_iter().for_each(|v| texts_of(v, &mut out));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -266,9 +268,11 @@ mod tests {
     }
 
     #[test]
-    fn plain_text_reads_strings_parts_and_blocks() {
+    fn texts_of_reads_strings_parts_and_blocks_as_pieces() {
         let v = serde_json::json!([{"type": "text", "text": "a"}, "b",
             {"type": "tool_result", "content": [{"type": "text", "text": "c"}]}]);
-        assert_eq!(plain_text(&v), "abc");
+        let mut out = Vec::new();
+        texts_of(&v, &mut out);
+        assert_eq!(out, vec!["a", "b", "c"]);
     }
 }

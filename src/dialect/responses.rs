@@ -7,7 +7,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::codec::Framing;
-use super::request::plain_text;
+use super::request::{fields, message_texts, texts_of};
 use super::schema::Node;
 use super::{Segment, collect_text};
 
@@ -52,13 +52,10 @@ pub static REQUEST: Node = Node::Struct(&[
 
 /// Instructions, then each input item's text.
 pub fn rendered(json: &Value) -> Vec<String> {
-    let mut out = vec![json.get("instructions").map(plain_text).unwrap_or_default()];
+    let mut out = fields(json, &["instructions"]);
     match json.get("input") {
-        Some(Value::Array(items)) => out.extend(items.iter().map(|item| {
-            item.get("content")
-                .map_or_else(|| plain_text(item), plain_text)
-        })),
-        Some(other) => out.push(plain_text(other)),
+        Some(Value::Array(_)) => out.extend(message_texts(json, "input")),
+        Some(other) => texts_of(other, &mut out),
         None => {}
     }
     out

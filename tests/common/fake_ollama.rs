@@ -68,7 +68,7 @@ pub enum StreamEnd {
 }
 
 #[derive(Default)]
-struct Inner {
+pub struct Inner {
     calls: Mutex<Vec<Recorded>>,
     script: Mutex<Script>,
     stream_ends: Mutex<Vec<StreamEnd>>,
@@ -189,7 +189,7 @@ async fn pause(d: Duration) {
     }
 }
 
-fn json_reply(status: StatusCode, v: Value) -> Response {
+pub fn json_reply(status: StatusCode, v: Value) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
@@ -204,7 +204,7 @@ fn ollama_error(status: StatusCode, msg: &str) -> Response {
 
 /// Frames sent one by one with the script's delay between them (and the
 /// gate, if any, after the first).
-fn streamed(
+pub fn streamed(
     inner: &Arc<Inner>,
     content_type: &'static str,
     frames: Vec<String>,
@@ -373,6 +373,8 @@ fn respond(inner: &Arc<Inner>, req: &Recorded, s: &Script) -> Response {
         ),
         ("POST", "/v1/chat/completions") => openai(inner, &model, s, openai_stream, true),
         ("POST", "/v1/completions") => openai(inner, &model, s, openai_stream, false),
+        ("POST", "/v1/responses") => super::fake_compat::responses(inner, &model, s, openai_stream),
+        ("POST", "/v1/messages") => super::fake_compat::messages(inner, &model, s, openai_stream),
         _ => (
             StatusCode::NOT_FOUND,
             [(header::CONTENT_TYPE, "text/plain")],

@@ -8,6 +8,7 @@
     clippy::panic
 )]
 
+pub mod fake_compat;
 pub mod fake_ollama;
 pub mod redis_server;
 
