@@ -209,7 +209,10 @@ pub fn texts_of(value: &Value, out: &mut Vec<String>) {
         Value::Array(items) => items.iter().for_each(|v| texts_of(v, out)),
         Value::Object(map) => match map.get("text") {
             Some(Value::String(s)) => out.push(s.clone()),
-            _ => map.get("content").into_iter().for_each(|v| texts_of(v, out)),
+            _ => map
+                .get("content")
+                .into_iter()
+                .for_each(|v| texts_of(v, out)),
         },
         Value::Null | Value::Bool(_) | Value::Number(_) => {}
     }
@@ -218,7 +221,12 @@ pub fn texts_of(value: &Value, out: &mut Vec<String>) {
 /// The texts of each message's `content` in `json[key]`, in order.
 pub fn message_texts(json: &Value, key: &str) -> Vec<String> {
     let mut out = Vec::new();
-    for message in json.get(key).and_then(Value::as_array).into_iter().flatten() {
+    for message in json
+        .get(key)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         match message.get("content") {
             Some(content) => texts_of(content, &mut out),
             // A bare item (a Responses input given as a string or part).
@@ -232,7 +240,9 @@ pub fn message_texts(json: &Value, key: &str) -> Vec<String> {
 pub fn fields(json: &Value, names: &[&str]) -> Vec<String> {
     let mut out = Vec::new();
     for name in names {
-        json.get(name).into_iter().for_each(|v| texts_of(v, &mut out));
+        json.get(name)
+            .into_iter()
+            .for_each(|v| texts_of(v, &mut out));
     }
     out
 }

@@ -151,11 +151,11 @@ pub async fn chunks(mut response: reqwest::Response) -> Vec<String> {
     out
 }
 
-/// The JSON frames of an NDJSON or SSE body.
+/// The JSON frames of an NDJSON or SSE body (SSE event names dropped).
 pub fn frames(body: &str) -> Vec<serde_json::Value> {
     body.lines()
         .map(|l| l.strip_prefix("data: ").unwrap_or(l))
-        .filter(|l| !l.trim().is_empty() && *l != "[DONE]")
+        .filter(|l| !l.trim().is_empty() && *l != "[DONE]" && !l.starts_with("event:"))
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad frame {l:?}: {e}")))
         .collect()
 }
