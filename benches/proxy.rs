@@ -10,6 +10,9 @@
 // A benchmark that cannot set up should stop loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "../tests/common/fake_compat.rs"]
+#[allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod fake_compat;
 #[path = "../tests/common/fake_ollama.rs"]
 #[allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod fake_ollama;

@@ -145,7 +145,7 @@ mod tests {
             let err = parse(text.as_bytes()).expect_err(text);
             assert!(err.contains("duplicate key"), "{err}");
         }
-        assert_eq!(parse(br#"{"a":{"x":1},"b":{"x":1}}"#).is_ok(), true);
+        assert!(parse(br#"{"a":{"x":1},"b":{"x":1}}"#).is_ok());
     }
 
     #[test]
