@@ -8,16 +8,20 @@
 //! - [`config`]: `Config` from defaults < `config.yaml` < environment; `validate()`.
 //! - [`api`]: routes and the tower layer stack; `/health`, `/cache/*`.
 //! - [`proxy`]: one handler per route kind; ties dialect, guard and upstream.
-//! - [`dialect`]: Ollama and OpenAI shapes: text segments, rewrites, blocks, stream framing.
+//! - [`dialect`]: Ollama, OpenAI (chat, completions, Responses) and Anthropic shapes:
+//!   bodies parsed as Ollama parses them, per-route schemas (scan by default, skip
+//!   by exception), joined texts, rewrites, blocks, stream framing.
 //! - [`guard`]: segments to a decision (allow, rewrite, block); streamed-output windows.
 //! - [`scan`]: the `Scanner` trait, the registry, the pipeline, one file per scanner.
 //! - [`cache`]: keys, the in-process LRU, single-flight, counters.
 //! - [`upstream`]: the one HTTP client to Ollama.
 //! - [`error`]: the request-path error type and its native error shapes.
 //!
-//! Request flow: `api` → `proxy::guarded(route)` → `Route::input_segments` →
-//! `Guard::check(Input)` (each segment through the cache) → block, rewrite or
-//! forward with `Upstream::send` → output scanned whole, or frame by frame by
+//! Request flow: `api` → `proxy::guarded(route)` → `Route::parse` (refuses
+//! what Ollama would read differently) → `Guard::check(Input)` (each segment
+//! through the cache) → `Guard::check_joined` (seams, rendered templates) →
+//! block, or forward the original bytes or the rewritten document to the
+//! route's own path with `Upstream::send` → output scanned whole, or frame by frame by
 //! `proxy::stream` with an `OutputGuard`, the final frame sent only after the
 //! final scan.
 

@@ -276,3 +276,75 @@ impl std::fmt::Display for Direction {
         f.write_str(self.as_str())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dialect::request::seams;
+    use crate::scan::pipeline::Configured;
+    use crate::scan::{Match, Scanner};
+
+    /// A scanner that always fails, as a guard model that timed out would.
+    struct Broken;
+
+    #[async_trait::async_trait]
+    impl Scanner for Broken {
+        async fn scan(&self, _text: &str) -> Result<Vec<Match>, String> {
+            Err("timed out".into())
+        }
+    }
+
+    fn guard(fail_mode: FailMode) -> Guard {
+        let mut config = Config::default();
+        config.cache.enabled = false;
+        let metrics = Arc::new(Metrics::new().unwrap_or_else(|e| panic!("{e}")));
+        let cache = VerdictCache::from_config(&config, &metrics).unwrap_or_else(|e| panic!("{e}"));
+        let mut guard =
+            Guard::new(&config, Arc::new(cache), metrics).unwrap_or_else(|e| panic!("{e:?}"));
+        let broken = Pipeline::new(vec![Configured {
+            name: "broken".into(),
+            mode: Mode::Block,
+            threshold: 0.5,
+            scanner: Arc::new(Broken),
+        }]);
+        guard.input.seams = Arc::new(broken.for_seams());
+        guard.input.pipeline = Arc::new(broken);
+        guard.fail_mode = fail_mode;
+        guard
+    }
+
+    fn segment(text: &str) -> Segment {
+        Segment {
+            pointer: "/prompt".into(),
+            text: text.into(),
+            key: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn fail_closed_blocks_on_a_scanner_error_and_fail_open_passes() {
+        let text = [segment("hi")];
+        let closed = guard(FailMode::Closed);
+        assert_eq!(
+            closed.check(Direction::Input, &text).await.decision,
+            Decision::Block(vec!["broken".into()])
+        );
+        let open = guard(FailMode::Open);
+        assert_eq!(
+            open.check(Direction::Input, &text).await.decision,
+            Decision::Allow
+        );
+    }
+
+    #[tokio::test]
+    async fn joined_texts_follow_the_fail_mode_too() {
+        let joined = seams(&["a".into(), "b".into()]);
+        let closed = guard(FailMode::Closed);
+        assert_eq!(
+            closed.check_joined(Direction::Input, &joined).await,
+            Some(vec!["broken".to_string()])
+        );
+        let open = guard(FailMode::Open);
+        assert_eq!(open.check_joined(Direction::Input, &joined).await, None);
+    }
+}
