@@ -3,7 +3,6 @@
 
 use serde_json::{Value, json};
 
-use super::request::{fields, message_texts};
 use super::schema::Node;
 use super::{Route, Segment, collect_text};
 
@@ -118,26 +117,6 @@ pub const CREATE: Node = Node::Struct(&[
     ("messages", Node::List(&MESSAGE)),
     ("info", Node::Text),
 ]);
-
-/// The texts each route renders together, in order.
-pub fn rendered(route: Route, json: &Value) -> Vec<String> {
-    match route {
-        Route::Generate => fields(json, &["system", "prompt", "suffix"]),
-        Route::Chat => message_texts(json, "messages"),
-        Route::Create => {
-            let mut out = fields(json, &["system"]);
-            out.extend(message_texts(json, "messages"));
-            out
-        }
-        Route::Embed
-        | Route::Embeddings
-        | Route::OpenAiChat
-        | Route::OpenAiCompletions
-        | Route::OpenAiEmbeddings
-        | Route::Responses
-        | Route::AnthropicMessages => Vec::new(),
-    }
-}
 
 /// Text of a whole response, or of one stream frame (same shape in Ollama):
 /// `response` and `thinking` (generate), `message` (chat).

@@ -3,7 +3,6 @@
 
 use serde_json::{Value, json};
 
-use super::request::{fields, message_texts};
 use super::schema::Node;
 use super::{Route, Segment, collect_text};
 
@@ -72,22 +71,6 @@ pub const EMBEDDINGS: Node = Node::Struct(&[
     ("dimensions", Node::Text),
     ("encoding_format", Node::Text),
 ]);
-
-/// The texts each route renders together, in order.
-pub fn rendered(route: Route, json: &Value) -> Vec<String> {
-    match route {
-        Route::OpenAiChat => message_texts(json, "messages"),
-        Route::OpenAiCompletions => fields(json, &["prompt", "suffix"]),
-        Route::Generate
-        | Route::Chat
-        | Route::Embed
-        | Route::Embeddings
-        | Route::Create
-        | Route::OpenAiEmbeddings
-        | Route::Responses
-        | Route::AnthropicMessages => Vec::new(),
-    }
-}
 
 /// Text of a whole response: each choice's message (chat) or text.
 pub fn output_segments(route: Route, body: &Value) -> Vec<Segment> {

@@ -13,7 +13,7 @@ use std::ops::Range;
 
 use serde_json::Value;
 
-use super::{Route, Segment, anthropic, gojson, ollama, openai, responses, schema, template};
+use super::{Route, Segment, anthropic, gojson, responses, schema, template};
 
 /// Bytes taken from each side of a seam: the longest phrase a split can
 /// hide from the per-field scans.
@@ -117,8 +117,14 @@ impl Route {
     /// The texts rendered together, in order (empty ones left out).
     fn rendered(self, json: &Value) -> Vec<String> {
         let mut pieces = match self {
-            Self::Generate | Self::Chat | Self::Create => ollama::rendered(self, json),
-            Self::OpenAiChat | Self::OpenAiCompletions => openai::rendered(self, json),
+            Self::Generate => fields(json, &["system", "prompt", "suffix"]),
+            Self::Chat | Self::OpenAiChat => message_texts(json, "messages"),
+            Self::Create => {
+                let mut out = fields(json, &["system"]);
+                out.extend(message_texts(json, "messages"));
+                out
+            }
+            Self::OpenAiCompletions => fields(json, &["prompt", "suffix"]),
             Self::Responses => responses::rendered(json),
             Self::AnthropicMessages => anthropic::rendered(json),
             Self::Embed | Self::Embeddings | Self::OpenAiEmbeddings => Vec::new(),

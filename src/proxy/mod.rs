@@ -147,31 +147,31 @@ async fn handle_guarded(
         request.segments.clear();
     }
     let checked = state.guard.check(Direction::Input, &request.segments).await;
+    let (model, stream) = (std::mem::take(&mut request.model), request.stream);
     let block = |scanners: Vec<String>| {
         tracing::info!(route = route.path(), scanners = ?scanners, "input blocked");
         let reply = blocks::blocked(
             guard_config,
             route,
             Direction::Input,
-            &request.model,
-            request.stream,
+            &model,
+            stream,
             scanners,
         );
         timer.record(&state, route.path());
         Ok(with_cache_header(reply, checked.tier))
     };
-    let forward = match &checked.decision {
+    let rewritten = match &checked.decision {
         Decision::Block(scanners) => return block(scanners.clone()),
         Decision::Rewrite(rewrites) => {
-            let mut json = request.json.clone();
-            apply_rewrites(&mut json, rewrites).map_err(ProxyError::BadShape)?;
-            Some(json)
+            apply_rewrites(&mut request.json, rewrites).map_err(ProxyError::BadShape)?;
+            true
         }
-        Decision::Allow => None,
+        Decision::Allow => false,
     };
     if scan_input {
         // Joined texts are taken from what will be forwarded.
-        let joined = route.joined(forward.as_ref().unwrap_or(&request.json));
+        let joined = route.joined(&request.json);
         if let Some(scanners) = state.guard.check_joined(Direction::Input, &joined).await {
             return block(scanners);
         }
@@ -179,11 +179,12 @@ async fn handle_guarded(
     // What is forwarded is what was scanned: the original bytes when nothing
     // was rewritten (the parse refused anything Ollama could read another
     // way), else the rewritten document.
-    let forward = match forward {
-        Some(json) => {
-            Bytes::from(serde_json::to_vec(&json).map_err(|e| ProxyError::Internal(e.to_string()))?)
-        }
-        None => bytes,
+    let forward = if rewritten {
+        Bytes::from(
+            serde_json::to_vec(&request.json).map_err(|e| ProxyError::Internal(e.to_string()))?,
+        )
+    } else {
+        bytes
     };
     let mut headers = parts.headers;
     // The body may have been rewritten, and the output scan needs identity
@@ -201,8 +202,8 @@ async fn handle_guarded(
     let reply = if scan_output {
         let out = output::Reply {
             route,
-            model: request.model,
-            wants_stream: request.stream,
+            model,
+            wants_stream: stream,
             overhead_so_far: timer.overhead(),
         };
         output::guard(&state, out, upstream).await?
