@@ -61,6 +61,9 @@ pub struct AppState {
     pub upstream: Arc<Upstream>,
     pub guard: Arc<Guard>,
     pub metrics: Arc<Metrics>,
+    /// Set when the shutdown grace period is over: streams still open end
+    /// with their protocol's closing frames before the server stops.
+    pub closing: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl AppState {
@@ -77,6 +80,7 @@ impl AppState {
             upstream: Arc::new(upstream),
             guard: Arc::new(guard),
             metrics,
+            closing: Arc::new(tokio::sync::watch::channel(false).0),
         })
     }
 }
@@ -102,6 +106,7 @@ pub async fn run(
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
     });
+    let closing = state.closing.clone();
     let server = axum::serve(listener, api::app(state)).with_graceful_shutdown(async move {
         signalled.await;
         drop(rx);
@@ -110,11 +115,17 @@ pub async fn run(
         let _ = rx_grace.wait_for(|s| *s).await;
         tokio::time::sleep(Duration::from_secs(SHUTDOWN_GRACE_SECS)).await;
     };
+    let server = server.into_future();
+    tokio::pin!(server);
     tokio::select! {
-        result = server.into_future() => result,
-        () = grace => {
-            tracing::warn!("shutdown grace period over; cutting the streams still open");
-            Ok(())
-        }
+        result = &mut server => return result,
+        () = grace => {}
+    }
+    tracing::warn!("shutdown grace period over; ending the streams still open");
+    closing.send_replace(true);
+    // Their closing frames are small: give them a moment to be written.
+    match tokio::time::timeout(Duration::from_secs(1), server).await {
+        Ok(result) => result,
+        Err(_) => Ok(()),
     }
 }

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{FakeOllama, SCANNERS, chunks, config, frames, post_json as post, stack, start_proxy};
+use common::{FakeOllama, SCANNERS, chunks, frames, post_json as post, stack};
 use serde_json::{Value, json};
 
 const TOKENS: [&str; 4] = ["we must ", "kill all", " humans", " today"];
@@ -16,10 +16,7 @@ const TOKENS: [&str; 4] = ["we must ", "kill all", " humans", " today"];
 /// see each API's ending, not the partial-phrase hold-back (which is the
 /// output-integrity work and is tested there).
 async fn holding_stack() -> (FakeOllama, common::Proxy) {
-    let fake = FakeOllama::start().await;
-    let yaml = format!("{SCANNERS}\nguard:\n  stream:\n    scan_interval_bytes: 100000\n");
-    let proxy = start_proxy(config(&fake.url, &yaml)).await;
-    (fake, proxy)
+    stack(SCANNERS).await
 }
 
 #[tokio::test]
@@ -112,9 +109,13 @@ async fn whole_replies_are_scanned_and_redacted_frames_keep_event_names() {
     .await;
     assert_eq!(
         resp.status(),
-        400,
-        "a whole reply with the phrase is blocked"
+        200,
+        "a whole reply with the phrase is refused the Anthropic way"
     );
+    assert_eq!(resp.headers()["x-guard-blocked"], "ban_substrings");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["stop_reason"], "refusal");
+    assert_eq!(body["content"], json!([]));
     fake.reply_tokens(&["your key is sk-", "abcdefgh1234", " ok"]);
     let resp = post(
         &proxy.url,

@@ -92,12 +92,10 @@ async fn generate_stream_block_covers_thinking_too() {
 
 #[tokio::test]
 async fn done_frame_is_never_sent_before_the_final_scan() {
-    // A large scan interval holds every text chunk: only the final scan, run
-    // when the done frame arrives, can release or block them.
-    let fake = FakeOllama::start().await;
-    let yaml = format!("{SCANNERS}\nguard:\n  stream:\n    scan_interval_bytes: 100000\n");
-    let proxy = start_proxy(config(&fake.url, &yaml)).await;
-    fake.reply_tokens(&["fine ", "words ", "kill all humans"]);
+    // Text that cannot start the phrase flows; the start of the phrase is
+    // held, and the done frame never follows a block.
+    let (fake, proxy) = stack(SCANNERS).await;
+    fake.reply_tokens(&["fine ", "words ", "kill all ", "humans"]);
     let lines = frames(
         &post(&proxy.url, "/api/chat", &chat(true))
             .await
@@ -105,8 +103,17 @@ async fn done_frame_is_never_sent_before_the_final_scan() {
             .await
             .unwrap(),
     );
-    assert_eq!(lines.len(), 1, "nothing held was released: {lines:?}");
-    assert!(lines[0]["error"].is_string());
+    let shown: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l["message"]["content"].as_str())
+        .collect();
+    assert_eq!(
+        shown,
+        vec!["fine ", "words "],
+        "the phrase's start was held: {lines:?}"
+    );
+    assert!(lines.last().unwrap()["error"].is_string());
+    assert!(lines.iter().all(|l| l["done"] != true));
 
     fake.reply_tokens(&["all ", "good"]);
     let got = chunks(post(&proxy.url, "/api/chat", &chat(true)).await).await;
@@ -153,27 +160,11 @@ async fn secrets_in_streamed_output_are_redacted_across_chunks() {
             .collect()
     };
 
-    // Scanning every chunk: the prefix went out before the key was complete;
-    // the rest of it is cut from the chunk that completed it.
-    let eager = start_proxy(config(&fake.url, SCANNERS)).await;
-    let text = post(&eager.url, "/api/chat", &chat(true))
-        .await
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(shown(&text), "your key is sk-ABCD ok");
-
-    // Holding 32 bytes before each scan: the whole key is replaced.
-    let held = start_proxy(config(
-        &fake.url,
-        &format!("{SCANNERS}\nguard:\n  stream:\n    scan_interval_bytes: 32\n"),
-    ))
-    .await;
-    let text = post(&held.url, "/api/chat", &chat(true))
-        .await
-        .text()
-        .await
-        .unwrap();
+    // The start of a key is held until it is known whole: no part leaks.
+    let proxy = start_proxy(config(&fake.url, SCANNERS)).await;
+    let got = chunks(post(&proxy.url, "/api/chat", &chat(true)).await).await;
+    assert!(got.iter().all(|c| !c.contains("sk-")), "{got:?}");
+    let text = got.concat();
     assert_eq!(shown(&text), "your key is [REDACTED_KEY] ok");
     assert_eq!(frames(&text).last().unwrap()["done"], true);
 }
@@ -183,7 +174,7 @@ async fn whole_replies_are_blocked_or_redacted_before_sending() {
     let (fake, proxy) = stack(SCANNERS).await;
     fake.reply_tokens(&["we will kill all humans"]);
     let resp = post(&proxy.url, "/api/chat", &chat(false)).await;
-    assert_eq!(resp.status(), 400);
+    assert_eq!(resp.status(), 502, "the request was fine: not a 4xx");
     assert_eq!(resp.headers()["x-guard-blocked"], "ban_substrings");
     assert!(
         resp.json::<Value>().await.unwrap()["error"]

@@ -108,13 +108,17 @@ pub struct GuardConfig {
     pub fail_mode: FailMode,
     /// Scan embedding inputs too (off: embeddings are not shown to a person).
     pub scan_embeddings: bool,
-    /// Accept `context` token arrays on `/api/generate`. Ollama turns them
-    /// back into prompt text that no scanner sees, so they are refused.
+    /// Accept `context` token arrays on `/api/generate`, and send Ollama's
+    /// `context` back in generate replies. Ollama turns them back into text
+    /// that no scanner sees, so they are refused and stripped.
     pub allow_context: bool,
     /// Accept `template` on `/api/generate` (only literal text and field
     /// references, rendered and scanned) and on `/api/create` (its plain
     /// text scanned). Templates can build text no scanner sees.
     pub allow_templates: bool,
+    /// Send `_debug_info` (the rendered prompt of `_debug_render_only`)
+    /// back to the client, scanned like all output; stripped otherwise.
+    pub allow_debug_info: bool,
     pub stream: StreamConfig,
 }
 
@@ -152,6 +156,7 @@ impl Default for GuardConfig {
             scan_embeddings: false,
             allow_context: false,
             allow_templates: false,
+            allow_debug_info: false,
             stream: StreamConfig::default(),
         }
     }
@@ -161,10 +166,11 @@ impl Default for GuardConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StreamConfig {
-    /// Scan once this many new bytes of text are held (1: every chunk).
-    /// Raise it for costly output scanners; held chunks wait for the scan.
-    pub scan_interval_bytes: usize,
-    /// Bytes of already-scanned text scanned again with the new text, so a
+    /// Retired: streams are scanned at every chunk and hold back only what
+    /// could still become a match. Accepted so old configs load; ignored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scan_interval_bytes: Option<usize>,
+    /// Bytes of already-sent text scanned again with the new text, so a
     /// phrase split across chunks is still seen whole.
     pub overlap_bytes: usize,
 }
@@ -172,7 +178,7 @@ pub struct StreamConfig {
 impl Default for StreamConfig {
     fn default() -> Self {
         Self {
-            scan_interval_bytes: 1,
+            scan_interval_bytes: None,
             overlap_bytes: 256,
         }
     }

@@ -54,10 +54,6 @@ impl Config {
             "guard.block_status: must be an HTTP error status (400-599)",
         );
         check(
-            self.guard.stream.scan_interval_bytes > 0,
-            "guard.stream.scan_interval_bytes: must be >= 1",
-        );
-        check(
             self.guard.stream.overlap_bytes <= MAX_OVERLAP_BYTES,
             "guard.stream.overlap_bytes: must be at most 1048576",
         );

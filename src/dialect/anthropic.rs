@@ -9,7 +9,6 @@ use serde_json::{Value, json};
 use super::codec::Framing;
 use super::request::{fields, message_texts};
 use super::schema::Node;
-use super::{Segment, collect_text};
 
 /// `anthropic.ContentBlock`; plain strings stand for one text block.
 static BLOCK: Node = Node::Struct(&[
@@ -70,34 +69,6 @@ pub fn rendered(json: &Value) -> Vec<String> {
     let mut out = fields(json, &["system"]);
     out.extend(message_texts(json, "messages"));
     out
-}
-
-/// The text of a whole reply: every content block.
-pub fn output_segments(body: &Value) -> Vec<Segment> {
-    let mut out = Vec::new();
-    if let Some(content) = body.get("content") {
-        collect_text(content, "/content", &mut out);
-    }
-    out
-}
-
-/// The text of one stream event: deltas (text, thinking, tool input JSON)
-/// and the blocks or message that open a stream.
-pub fn frame_segments(frame: &Value) -> Vec<Segment> {
-    let mut out = Vec::new();
-    for key in ["delta", "content_block"] {
-        if let Some(v) = frame.get(key) {
-            collect_text(v, &format!("/{key}"), &mut out);
-        }
-    }
-    if let Some(content) = frame.get("message").and_then(|m| m.get("content")) {
-        collect_text(content, "/message/content", &mut out);
-    }
-    out
-}
-
-pub fn is_final_frame(frame: &Value) -> bool {
-    frame.get("type").and_then(Value::as_str) == Some("message_stop")
 }
 
 /// `{"type": "error", "error": {"type", "message"}}`, as the Anthropic SDKs
@@ -162,6 +133,36 @@ pub fn inline_frames(model: &str, message: &str) -> Vec<Bytes> {
         event(
             "content_block_stop",
             json!({ "type": "content_block_stop", "index": 0 }),
+        ),
+    ];
+    out.extend(refusal_end());
+    out
+}
+
+/// A whole reply whose output was refused: no content, `stop_reason:
+/// "refusal"`.
+pub fn refusal_reply(model: &str) -> Value {
+    let mut reply = inline_reply(model, "");
+    reply["content"] = json!([]);
+    reply
+}
+
+/// The events that end a started stream with an inline reply: a text block
+/// of its own (at `index`, after the blocks already opened), then the
+/// refusal.
+pub fn inline_block_frames(index: u64, message: &str) -> Vec<Bytes> {
+    let mut out = vec![
+        event(
+            "content_block_start",
+            json!({ "type": "content_block_start", "index": index, "content_block": { "type": "text", "text": "" } }),
+        ),
+        event(
+            "content_block_delta",
+            json!({ "type": "content_block_delta", "index": index, "delta": { "type": "text_delta", "text": message } }),
+        ),
+        event(
+            "content_block_stop",
+            json!({ "type": "content_block_stop", "index": index }),
         ),
     ];
     out.extend(refusal_end());

@@ -9,6 +9,12 @@
 use bytes::{Bytes, BytesMut};
 use serde_json::Value;
 
+use super::gojson::Doc;
+
+/// Longest frame (NDJSON line, SSE event) read; a longer one is an error,
+/// not a buffer that grows without bound.
+pub const MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Framing {
     Ndjson,
@@ -16,13 +22,13 @@ pub enum Framing {
 }
 
 /// What one frame holds.
-#[derive(Debug, PartialEq)]
+#[derive(Debug)]
 pub enum Payload {
-    Json(Value),
+    Json(Doc),
     /// SSE `data: [DONE]`.
     Done,
-    /// Blank lines, SSE comments, or anything not JSON: passed on as is.
-    Other,
+    /// Blank lines, or SSE events without data (comments, `retry:`).
+    Empty,
 }
 
 impl Framing {
@@ -87,19 +93,23 @@ impl Framing {
         }
     }
 
-    /// Reads the payload of one raw frame.
-    pub fn decode(self, raw: &[u8]) -> Payload {
+    /// Reads the payload of one raw frame; an error for anything that is
+    /// not a JSON document Go would decode (see [`Doc::parse`]).
+    pub fn decode(self, raw: &[u8]) -> Result<Payload, String> {
         let data = match self {
             Self::Ndjson => raw.trim_ascii().to_vec(),
+            Self::Sse if !raw.split(|&b| b == b'\n').any(|l| l.starts_with(b"data:")) => {
+                return Ok(Payload::Empty);
+            }
             Self::Sse => sse_data(raw),
         };
-        if data.is_empty() {
-            return Payload::Other;
+        if self == Self::Ndjson && data.is_empty() {
+            return Ok(Payload::Empty);
         }
         if self == Self::Sse && data == b"[DONE]" {
-            return Payload::Done;
+            return Ok(Payload::Done);
         }
-        serde_json::from_slice(&data).map_or(Payload::Other, Payload::Json)
+        Doc::parse(&data).map(Payload::Json)
     }
 }
 
@@ -137,16 +147,20 @@ impl Framer {
         }
     }
 
-    /// Adds bytes; returns the frames they complete, delimiters included.
-    pub fn push(&mut self, chunk: &[u8]) -> Vec<Bytes> {
+    /// Adds bytes; returns the frames they complete, delimiters included,
+    /// or an error once an unfinished frame exceeds [`MAX_FRAME_BYTES`].
+    pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<Bytes>, String> {
         self.buf.extend_from_slice(chunk);
         let mut frames = Vec::new();
         while let Some(end) = self.frame_end() {
             frames.push(self.buf.split_to(end).freeze());
             self.searched = 0;
         }
+        if self.buf.len() > MAX_FRAME_BYTES {
+            return Err(format!("a stream frame exceeds {MAX_FRAME_BYTES} bytes"));
+        }
         self.searched = self.buf.len().saturating_sub(3);
-        frames
+        Ok(frames)
     }
 
     /// Whatever is left when the stream ends (a last line without newline).
@@ -193,6 +207,7 @@ mod tests {
         for c in chunks {
             out.extend(
                 f.push(c.as_bytes())
+                    .expect("small frames")
                     .iter()
                     .map(|b| String::from_utf8_lossy(b).into_owned()),
             );
@@ -230,23 +245,61 @@ mod tests {
         );
     }
 
+    fn json(p: Result<Payload, String>) -> Value {
+        match p {
+            Ok(Payload::Json(mut d)) => std::mem::take(&mut d.value),
+            other => panic!("not JSON: {other:?}"),
+        }
+    }
+
     #[test]
     fn payloads_decode_per_framing() {
         assert_eq!(
-            Framing::Sse.decode(b"data: {\"a\":1}\n\n"),
-            Payload::Json(json!({"a": 1}))
+            json(Framing::Sse.decode(b"data: {\"a\":1}\n\n")),
+            json!({"a": 1})
         );
-        assert_eq!(Framing::Sse.decode(b"data:[DONE]\n\n"), Payload::Done);
-        assert_eq!(Framing::Sse.decode(b": keep-alive\n\n"), Payload::Other);
+        assert!(matches!(
+            Framing::Sse.decode(b"data:[DONE]\n\n"),
+            Ok(Payload::Done)
+        ));
+        assert!(matches!(
+            Framing::Sse.decode(b": keep-alive\n\n"),
+            Ok(Payload::Empty)
+        ));
+        assert!(matches!(
+            Framing::Ndjson.decode(b"\r\n"),
+            Ok(Payload::Empty)
+        ));
         assert_eq!(
-            Framing::Ndjson.decode(b"{\"done\":true}\n"),
-            Payload::Json(json!({"done": true}))
+            json(Framing::Ndjson.decode(b"{\"done\":true}\n")),
+            json!({"done": true})
         );
-        assert_eq!(Framing::Ndjson.decode(b"not json\n"), Payload::Other);
         assert_eq!(
-            Framing::Sse.decode(b"data: {\"a\":\ndata: 1}\n\n"),
-            Payload::Json(json!({"a": 1}))
+            json(Framing::Sse.decode(b"data: {\"a\":\ndata: 1}\n\n")),
+            json!({"a": 1})
         );
+    }
+
+    #[test]
+    fn what_is_not_one_json_document_is_an_error() {
+        for bad in [
+            &b"not json\n"[..],
+            b"{\"a\":1}\r{\"b\":2}\n",
+            b"\xEF\xBB\xBF{\"a\":1}\n",
+            b"{\"a\":1,\"a\":2}\n",
+        ] {
+            assert!(Framing::Ndjson.decode(bad).is_err(), "{bad:?}");
+        }
+        assert!(Framing::Sse.decode(b"data: {\"a\":NaN}\n\n").is_err());
+        assert!(Framing::Sse.decode(b"event: x\ndata: text\n\n").is_err());
+    }
+
+    #[test]
+    fn a_frame_without_an_end_is_bounded() {
+        let mut f = Framer::new(Framing::Ndjson);
+        let big = vec![b'a'; MAX_FRAME_BYTES / 2 + 1];
+        assert!(f.push(&big).is_ok());
+        assert!(f.push(&big).is_err());
     }
 
     #[test]

@@ -50,6 +50,95 @@ pub fn folds_to(key: &str, field: &str) -> bool {
     want.next().is_none()
 }
 
+/// Deepest nesting Go's `encoding/json` decodes (its `maxNestingDepth`).
+pub const GO_MAX_DEPTH: usize = 10_000;
+
+/// Nesting shallower than this is parsed, walked and dropped on the
+/// caller's stack; deeper documents get stack as they need it.
+const SHALLOW: usize = 128;
+
+/// A parsed model response or stream frame: any JSON Go would decode
+/// (nesting to [`GO_MAX_DEPTH`]), refusing duplicate keys, a byte-order mark,
+/// NaN and trailing bytes. Deep documents are dropped without recursion.
+#[derive(Debug)]
+pub struct Doc {
+    pub value: Value,
+    pub depth: usize,
+}
+
+impl Doc {
+    pub fn parse(bytes: &[u8]) -> Result<Self, String> {
+        let depth = nesting(bytes);
+        if depth > GO_MAX_DEPTH {
+            return Err(format!("nested deeper than {GO_MAX_DEPTH} levels"));
+        }
+        let parse = || {
+            let mut de = serde_json::Deserializer::from_slice(bytes);
+            de.disable_recursion_limit();
+            let value = Strict::deserialize(&mut de).map(|s| s.0)?;
+            de.end().map(|()| value)
+        };
+        let value = deep(depth, parse).map_err(|e| e.to_string())?;
+        Ok(Self { value, depth })
+    }
+
+    /// The document as JSON bytes.
+    pub fn to_vec(&self) -> Vec<u8> {
+        deep(self.depth, || serde_json::to_vec(&self.value)).unwrap_or_default()
+    }
+}
+
+impl Drop for Doc {
+    fn drop(&mut self) {
+        if self.depth >= SHALLOW {
+            let mut stack = vec![std::mem::take(&mut self.value)];
+            while let Some(v) = stack.pop() {
+                match v {
+                    Value::Array(items) => stack.extend(items),
+                    Value::Object(map) => stack.extend(map.into_iter().map(|(_, v)| v)),
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+/// Runs `f` with room for `depth` levels of recursion.
+pub fn deep<R>(depth: usize, f: impl FnOnce() -> R) -> R {
+    if depth < SHALLOW {
+        f()
+    } else {
+        stacker::grow(256 * 1024 + depth * 2048, f)
+    }
+}
+
+/// The deepest nesting of arrays and objects in `bytes` (strings skipped),
+/// counted without parsing.
+fn nesting(bytes: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0, false, false);
+    for &b in bytes {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
 /// A `Value` whose objects had no repeated key.
 struct Strict(Value);
 
@@ -98,7 +187,17 @@ impl<'de> Visitor<'de> for StrictVisitor {
         Ok(Value::Null)
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Value, A::Error> {
+        stacker::maybe_grow(64 * 1024, 1024 * 1024, || self.seq(seq))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Value, A::Error> {
+        stacker::maybe_grow(64 * 1024, 1024 * 1024, || self.map(map))
+    }
+}
+
+impl StrictVisitor {
+    fn seq<'de, A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
         while let Some(Strict(v)) = seq.next_element()? {
             out.push(v);
@@ -106,7 +205,7 @@ impl<'de> Visitor<'de> for StrictVisitor {
         Ok(Value::Array(out))
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+    fn map<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut out = Map::new();
         while let Some(key) = map.next_key::<String>()? {
             if out.contains_key(&key) {
@@ -125,6 +224,32 @@ impl<'de> Visitor<'de> for StrictVisitor {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn docs_parse_as_deep_as_go_allows_and_no_deeper() {
+        let nested = |n: usize| format!("{}\"x\"{}", "[".repeat(n), "]".repeat(n));
+        let doc = Doc::parse(nested(GO_MAX_DEPTH).as_bytes()).expect("Go decodes 10000 levels");
+        assert_eq!(doc.depth, GO_MAX_DEPTH);
+        assert!(doc.to_vec().len() == 2 * GO_MAX_DEPTH + 3);
+        drop(doc);
+        let err = Doc::parse(nested(GO_MAX_DEPTH + 1).as_bytes()).expect_err("too deep");
+        assert!(err.contains("10000"), "{err}");
+        assert_eq!(nesting(br#"{"a":"[[[{{","b":[1]}"#), 2);
+    }
+
+    #[test]
+    fn docs_refuse_what_go_or_clients_would_read_differently() {
+        for bad in [
+            &b"\xEF\xBB\xBF{}"[..],
+            b"{\"a\":NaN}",
+            b"{\"a\":1,\"a\":2}",
+            b"{} {}",
+            b"{\"a\":1}\r{\"b\":2}",
+        ] {
+            assert!(Doc::parse(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+        assert!(Doc::parse(b" {\"a\": [1, \"x\"]}\r\n").is_ok());
+    }
 
     #[test]
     fn ordinary_documents_parse_like_serde_json() {

@@ -11,6 +11,8 @@
 //!   rendered together (joined scanning).
 //! - `template.rs`: the Go-template subset `template` may use.
 //! - `ollama.rs`, `openai.rs`, `responses.rs`, `anthropic.rs`: the APIs.
+//! - `output.rs`: the texts of model output, and the stream fields they
+//!   continue.
 //! - `codec.rs`: NDJSON and SSE framing.
 
 pub mod anthropic;
@@ -18,6 +20,7 @@ pub mod codec;
 pub mod gojson;
 pub mod ollama;
 pub mod openai;
+pub mod output;
 pub mod request;
 pub mod responses;
 pub mod schema;
@@ -157,82 +160,6 @@ impl Route {
         body.get("stream")
             .and_then(Value::as_bool)
             .unwrap_or(default)
-    }
-
-    /// The text of a whole (non-streamed) model response.
-    pub fn output_segments(self, body: &Value) -> Vec<Segment> {
-        match self.dialect() {
-            Dialect::Ollama => ollama::output_segments(body),
-            Dialect::OpenAi if self == Self::Responses => responses::output_segments(body),
-            Dialect::OpenAi => openai::output_segments(self, body),
-            Dialect::Anthropic => anthropic::output_segments(body),
-        }
-    }
-
-    /// The text carried by one stream frame (a delta).
-    pub fn frame_segments(self, frame: &Value) -> Vec<Segment> {
-        match self.dialect() {
-            Dialect::Ollama => ollama::output_segments(frame),
-            Dialect::OpenAi if self == Self::Responses => responses::frame_segments(frame),
-            Dialect::OpenAi => openai::frame_segments(self, frame),
-            Dialect::Anthropic => anthropic::frame_segments(frame),
-        }
-    }
-
-    /// Whether this frame ends the reply (`done: true`, a `finish_reason`,
-    /// `response.completed`, `message_stop`).
-    pub fn is_final_frame(self, frame: &Value) -> bool {
-        match self.dialect() {
-            Dialect::Ollama => frame.get("done").and_then(Value::as_bool).unwrap_or(false),
-            Dialect::OpenAi if self == Self::Responses => responses::is_final_frame(frame),
-            Dialect::OpenAi => openai::has_finish_reason(frame),
-            Dialect::Anthropic => anthropic::is_final_frame(frame),
-        }
-    }
-}
-
-/// Keys inside model output that hold identifiers or media, never prose.
-fn is_non_text_key(key: &str) -> bool {
-    matches!(
-        key,
-        "role" | "images" | "image_url" | "id" | "type" | "tool_call_id" | "index"
-    )
-}
-
-/// Collects every string under `value` (model output). Keys for
-/// identifiers and images are skipped, except inside tool-call `arguments`,
-/// where every string is text.
-pub fn collect_text(value: &Value, pointer: &str, out: &mut Vec<Segment>) {
-    walk_output(value, pointer, true, out);
-}
-
-fn walk_output(value: &Value, pointer: &str, skip_ids: bool, out: &mut Vec<Segment>) {
-    match value {
-        Value::String(s) if !s.is_empty() => out.push(Segment {
-            pointer: pointer.to_string(),
-            text: s.clone(),
-            key: false,
-        }),
-        Value::Array(items) => {
-            for (i, item) in items.iter().enumerate() {
-                walk_output(item, &format!("{pointer}/{i}"), skip_ids, out);
-            }
-        }
-        Value::Object(map) => {
-            for (key, item) in map {
-                if skip_ids && is_non_text_key(key) {
-                    continue;
-                }
-                let inside_args = key == "arguments" || key == "input";
-                walk_output(
-                    item,
-                    &format!("{pointer}/{}", key.replace('~', "~0").replace('/', "~1")),
-                    skip_ids && !inside_args,
-                    out,
-                );
-            }
-        }
-        Value::String(_) | Value::Null | Value::Bool(_) | Value::Number(_) => {}
     }
 }
 

@@ -3,8 +3,8 @@
 
 use serde_json::{Value, json};
 
+use super::Route;
 use super::schema::Node;
-use super::{Route, Segment, collect_text};
 
 /// Option names are parameters (`temperature`, `stop`), not text; their
 /// string values (stop sequences) are scanned.
@@ -118,35 +118,24 @@ pub const CREATE: Node = Node::Struct(&[
     ("info", Node::Text),
 ]);
 
-/// Text of a whole response, or of one stream frame (same shape in Ollama):
-/// `response` and `thinking` (generate), `message` (chat).
-pub fn output_segments(body: &Value) -> Vec<Segment> {
-    let mut out = Vec::new();
-    for key in ["thinking", "response", "message"] {
-        if let Some(v) = body.get(key) {
-            collect_text(v, &format!("/{key}"), &mut out);
-        }
-    }
-    out
-}
-
 /// `{"error": "..."}`, what every Ollama client reads as an error.
 pub fn error_body(message: &str) -> Value {
     json!({ "error": message })
 }
 
-/// A complete, successful-looking reply carrying `message`, for inline blocks.
+/// A complete reply carrying `message`, for inline blocks; `done_reason`
+/// says it was filtered.
 pub fn inline_reply(route: Route, model: &str, message: &str) -> Value {
     let created_at = humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string();
     if route == Route::Chat {
         return json!({
             "model": model, "created_at": created_at,
             "message": { "role": "assistant", "content": message },
-            "done": true, "done_reason": "stop",
+            "done": true, "done_reason": "content_filter",
         });
     }
     json!({
         "model": model, "created_at": created_at,
-        "response": message, "done": true, "done_reason": "stop",
+        "response": message, "done": true, "done_reason": "content_filter",
     })
 }

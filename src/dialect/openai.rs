@@ -3,8 +3,8 @@
 
 use serde_json::{Value, json};
 
+use super::Route;
 use super::schema::Node;
-use super::{Route, Segment, collect_text};
 
 /// A content part. Ollama decodes parts as maps, so keys match exactly.
 pub const PART: Node = Node::Object(&[
@@ -72,44 +72,6 @@ pub const EMBEDDINGS: Node = Node::Struct(&[
     ("encoding_format", Node::Text),
 ]);
 
-/// Text of a whole response: each choice's message (chat) or text.
-pub fn output_segments(route: Route, body: &Value) -> Vec<Segment> {
-    choices_text(route, body, "message")
-}
-
-/// Text of one stream chunk: each choice's delta (chat) or text.
-pub fn frame_segments(route: Route, frame: &Value) -> Vec<Segment> {
-    choices_text(route, frame, "delta")
-}
-
-fn choices_text(route: Route, body: &Value, chat_key: &str) -> Vec<Segment> {
-    let mut out = Vec::new();
-    let Some(choices) = body.get("choices").and_then(Value::as_array) else {
-        return out;
-    };
-    for (i, choice) in choices.iter().enumerate() {
-        let key = if route == Route::OpenAiChat {
-            chat_key
-        } else {
-            "text"
-        };
-        if let Some(v) = choice.get(key) {
-            collect_text(v, &format!("/choices/{i}/{key}"), &mut out);
-        }
-    }
-    out
-}
-
-pub fn has_finish_reason(frame: &Value) -> bool {
-    frame
-        .get("choices")
-        .and_then(Value::as_array)
-        .is_some_and(|cs| {
-            cs.iter()
-                .any(|c| c.get("finish_reason").is_some_and(|r| !r.is_null()))
-        })
-}
-
 /// `{"error": {"message", "type", "param", "code"}}`, as the OpenAI SDKs read it.
 pub fn error_body(message: &str, kind: &str, code: Option<&str>) -> Value {
     json!({ "error": { "message": message, "type": kind, "param": null, "code": code } })
@@ -135,6 +97,31 @@ pub fn inline_reply(route: Route, model: &str, message: &str) -> Value {
         "id": "chatcmpl-guard", "object": "chat.completion", "created": created, "model": model,
         "choices": [{ "index": 0, "message": { "role": "assistant", "content": message },
                       "finish_reason": "content_filter" }],
+    })
+}
+
+/// A whole response whose output was filtered: empty text,
+/// `finish_reason: "content_filter"` (OpenAI's own convention).
+pub fn filtered_reply(route: Route, model: &str) -> Value {
+    let mut reply = inline_reply(route, model, "");
+    reply["id"] = json!(if route == Route::OpenAiCompletions {
+        "cmpl-guard"
+    } else {
+        "chatcmpl-guard"
+    });
+    reply
+}
+
+/// The usage chunk of a stream (`stream_options.include_usage`).
+pub fn usage_chunk(route: Route, id: &str, model: &str, completion_tokens: usize) -> Value {
+    let object = if route == Route::OpenAiCompletions {
+        "text_completion"
+    } else {
+        "chat.completion.chunk"
+    };
+    json!({
+        "id": id, "object": object, "created": now_secs(), "model": model, "choices": [],
+        "usage": { "prompt_tokens": 0, "completion_tokens": completion_tokens, "total_tokens": completion_tokens },
     })
 }
 

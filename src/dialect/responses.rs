@@ -9,7 +9,6 @@ use serde_json::{Value, json};
 use super::codec::Framing;
 use super::request::{fields, message_texts, texts_of};
 use super::schema::Node;
-use super::{Segment, collect_text};
 
 /// An input item or content part. Decoded by exact key.
 static ITEM: Node = Node::Object(&[
@@ -61,37 +60,6 @@ pub fn rendered(json: &Value) -> Vec<String> {
     out
 }
 
-/// The text of a whole response: every output item.
-pub fn output_segments(body: &Value) -> Vec<Segment> {
-    let mut out = Vec::new();
-    if let Some(output) = body.get("output") {
-        collect_text(output, "/output", &mut out);
-    }
-    out
-}
-
-/// The text of one stream event: deltas, the `.done` events that repeat
-/// them, items and parts, and the response object of the last event.
-pub fn frame_segments(frame: &Value) -> Vec<Segment> {
-    let mut out = Vec::new();
-    for key in ["delta", "text", "arguments", "item", "part"] {
-        if let Some(v) = frame.get(key) {
-            collect_text(v, &format!("/{key}"), &mut out);
-        }
-    }
-    if let Some(output) = frame.get("response").and_then(|r| r.get("output")) {
-        collect_text(output, "/response/output", &mut out);
-    }
-    out
-}
-
-pub fn is_final_frame(frame: &Value) -> bool {
-    matches!(
-        frame.get("type").and_then(Value::as_str),
-        Some("response.completed" | "response.failed" | "response.incomplete")
-    )
-}
-
 fn now_secs() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -135,6 +103,29 @@ pub fn inline_frames(model: &str, message: &str) -> Vec<Bytes> {
             json!({ "response": inline_reply(model, message) }),
         ),
     ]
+}
+
+/// A whole response whose output was filtered (no output items).
+pub fn filtered_reply(model: &str) -> Value {
+    filtered(model, json!([]))
+}
+
+/// The event that ends a started stream with an inline reply: the final
+/// response carries it (a delta for an item the client never saw would
+/// confuse its accumulator).
+pub fn inline_end(model: &str, message: &str) -> Bytes {
+    event(
+        "response.incomplete",
+        json!({ "response": inline_reply(model, message) }),
+    )
+}
+
+/// An `error` event, as the Responses API sends when a stream fails.
+pub fn error_event(message: &str) -> Bytes {
+    event(
+        "error",
+        json!({ "code": "server_error", "message": message, "param": null }),
+    )
 }
 
 /// The event that ends a stream whose output was blocked.

@@ -181,35 +181,6 @@ fn joined_texts_follow_what_each_route_renders() {
 }
 
 #[test]
-fn output_text_covers_thinking_content_and_tool_arguments() {
-    let chat = json!({"message": {"role": "assistant", "content": "c", "thinking": "t",
-        "tool_calls": [{"function": {"name": "f", "arguments": {"a": "v"}}}]}, "done": true});
-    assert_eq!(Route::Chat.output_segments(&chat).len(), 4);
-    let generate = json!({"response": "r", "thinking": "t", "done": false});
-    let segs: Vec<String> = Route::Generate
-        .frame_segments(&generate)
-        .into_iter()
-        .map(|s| s.text)
-        .collect();
-    assert_eq!(segs, vec!["t", "r"]);
-    let chunk = json!({"choices": [{"index": 0, "delta": {"role": "assistant", "content": "d"}, "finish_reason": null}]});
-    assert_eq!(
-        Route::OpenAiChat.frame_segments(&chunk)[0].pointer,
-        "/choices/0/delta/content"
-    );
-    assert!(!Route::OpenAiChat.is_final_frame(&chunk));
-    let delta = json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "x"}});
-    assert_eq!(
-        Route::AnthropicMessages.frame_segments(&delta)[0].pointer,
-        "/delta/text"
-    );
-    assert!(Route::AnthropicMessages.is_final_frame(&json!({"type": "message_stop"})));
-    let ev = json!({"type": "response.output_text.delta", "delta": "y"});
-    assert_eq!(Route::Responses.frame_segments(&ev)[0].text, "y");
-    assert!(Route::Responses.is_final_frame(&json!({"type": "response.completed"})));
-}
-
-#[test]
 fn rewrites_land_at_their_pointers_keys_included() {
     let mut body = json!({"args": {"sk-1": "my key sk-2", "b": 1}});
     let rewrites = [

@@ -85,6 +85,10 @@ impl Guard {
         })
     }
 
+    pub fn fail_mode(&self) -> FailMode {
+        self.fail_mode
+    }
+
     pub fn policy(&self, direction: Direction) -> &Policy {
         match direction {
             Direction::Input => &self.input,
@@ -228,7 +232,7 @@ impl Guard {
 
     /// The verdict, or, for a scanner error, what `fail_mode` says: closed
     /// adds the scanner to `blockers`, open lets the text pass.
-    fn or_fail_mode(
+    pub(crate) fn or_fail_mode(
         &self,
         direction: Direction,
         result: Result<Arc<Verdict>, ScanError>,

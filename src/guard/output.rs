@@ -1,178 +1,472 @@
-//! Streamed output scanning. Text deltas are appended as they arrive; once
-//! `scan_interval_bytes` of unscanned text is held, the window (the last
-//! `overlap_bytes` of scanned text plus everything unscanned) is scanned, so a
-//! phrase split across chunks or windows is seen whole. The caller holds back
-//! the frames carrying unscanned text and releases them after a clean scan.
+//! The guard of one model reply, streamed or whole. Frames go in as they
+//! arrive; [`ReplyGuard::settle`] scans what is new and gives back the frames
+//! that may be sent, rewritten where a redaction touched them.
 //!
-//! Offsets are absolute: byte positions in the whole reply so far. Only the
-//! overlap is kept in memory, however long the reply grows.
+//! - Every text of a frame is scanned (`dialect::output`). A whole text is
+//!   judged on its own, through the verdict cache. A stream field (the reply,
+//!   thinking, a tool call's arguments, one choice's tokens) has a window of
+//!   its own: the last `overlap_bytes` already sent plus everything held.
+//! - **Hold back only what could still become a match.** After a clean scan,
+//!   each scanner says how many trailing bytes could be the start of a
+//!   finding (`Scanner::hold_back`); frames are sent up to there, in order.
+//!   The end of the reply releases everything.
+//! - **Scan what the client will see.** Redacted text is scanned again
+//!   until nothing changes (at most [`MAX_ROUNDS`]); a redaction that would
+//!   have to cut text already sent blocks instead.
+//! - A scanner error is decided by `fail_mode`.
 
+use std::collections::{HashMap, VecDeque};
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::{FailMode, StreamConfig};
-use crate::metrics::Metrics;
-use crate::scan::{Direction, Numbering, Pipeline, Redaction};
+use bytes::Bytes;
 
-/// What a window scan decided.
+use super::Guard;
+use crate::config::FailMode;
+use crate::dialect::codec::Framing;
+use crate::dialect::gojson::{Doc, deep};
+use crate::dialect::output::{self, OutText};
+use crate::dialect::{Rewrite, Route, apply_rewrites};
+use crate::scan::{Direction, Mode, Numbering, Redaction, Verdict};
+
+/// Redact-and-rescan rounds before a text that keeps changing is blocked.
+pub const MAX_ROUNDS: usize = 3;
+
+/// Held text (all fields) beyond which held tails are released anyway: a
+/// field that stops growing while another streams on must not hold the
+/// reply forever. Text released this way is still guarded: a match that
+/// later completes across it blocks the stream.
+pub const MAX_HELD_BYTES: usize = 64 * 1024;
+
+/// Why a reply must stop.
 #[derive(Debug, PartialEq)]
-pub enum WindowVerdict {
-    /// Clean; these redactions (absolute offsets) apply to the held text.
-    Pass(Vec<Redaction>),
-    /// Stop the stream; the names of the scanners that fired.
-    Block(Vec<String>),
+pub struct Blocked(pub Vec<String>);
+
+/// What the reply guard needs from the configuration.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    pub overlap_bytes: usize,
+    pub allow_context: bool,
+    pub allow_debug_info: bool,
 }
 
-pub struct OutputGuard {
-    pipeline: Arc<Pipeline>,
-    config: StreamConfig,
-    fail_mode: FailMode,
-    /// The overlap and the unscanned tail; `text[0]` is at absolute `base`.
-    text: String,
-    base: usize,
-    /// Absolute end of the scanned text.
-    scanned_to: usize,
-    /// Where scan timings, blocks and the request's overhead are recorded.
-    report: Option<Report>,
-}
-
-/// Metrics for one streamed reply; the overhead (time before the upstream
-/// call plus every scan) is recorded when the stream ends, however it ends.
-struct Report {
-    metrics: Arc<Metrics>,
-    route: &'static str,
+pub struct ReplyGuard {
+    guard: Arc<Guard>,
+    route: Route,
+    framing: Framing,
+    options: Options,
+    frames: VecDeque<Frame>,
+    /// Sequence number of `frames[0]`.
+    first: u64,
+    windows: HashMap<String, Window>,
+    numbering: Numbering,
+    /// Bytes of model text released so far.
+    pub released_text: usize,
+    /// Proxy time spent on this reply (before the upstream call, plus every
+    /// scan), recorded once when the guard is dropped.
     overhead: Duration,
 }
 
-impl Drop for OutputGuard {
+struct Frame {
+    raw: Bytes,
+    doc: Option<Doc>,
+    pieces: Vec<Piece>,
+    /// Something was removed: the frame must be re-encoded.
+    stripped: bool,
+}
+
+struct Piece {
+    text: OutText,
+    /// A redaction rewrote it.
+    rewritten: bool,
+    settled: bool,
+}
+
+#[derive(Default)]
+struct Window {
+    /// The end of the text already sent (at most `overlap_bytes`).
+    sent: String,
+    /// Whether any of this field was sent (so its window is no longer the
+    /// whole text).
+    any_sent: bool,
+    /// Held pieces, oldest first: (frame sequence number, piece index).
+    pending: VecDeque<(u64, usize)>,
+    /// New text since the last scan.
+    dirty: bool,
+}
+
+impl Drop for ReplyGuard {
     fn drop(&mut self) {
-        if let Some(r) = &self.report {
-            r.metrics
-                .overhead_seconds
-                .with_label_values(&[r.route])
-                .observe(r.overhead.as_secs_f64());
-        }
+        self.guard
+            .metrics
+            .overhead_seconds
+            .with_label_values(&[self.route.path()])
+            .observe(self.overhead.as_secs_f64());
     }
 }
 
-impl OutputGuard {
-    pub fn new(pipeline: Arc<Pipeline>, config: StreamConfig, fail_mode: FailMode) -> Self {
-        Self {
-            pipeline,
-            config,
-            fail_mode,
-            text: String::new(),
-            base: 0,
-            scanned_to: 0,
-            report: None,
-        }
-    }
-
-    /// Records metrics for the reply on `route`, which already spent
-    /// `overhead` before the upstream call.
-    pub fn with_metrics(
-        mut self,
-        metrics: Arc<Metrics>,
-        route: &'static str,
+impl ReplyGuard {
+    /// `overhead` is the proxy time already spent on the request.
+    pub fn new(
+        guard: Arc<Guard>,
+        route: Route,
+        framing: Framing,
+        options: Options,
         overhead: Duration,
     ) -> Self {
-        self.report = Some(Report {
-            metrics,
+        Self {
+            guard,
             route,
+            framing,
+            options,
+            frames: VecDeque::new(),
+            first: 0,
+            windows: HashMap::new(),
+            numbering: Numbering::default(),
+            released_text: 0,
             overhead,
-        });
-        self
-    }
-
-    /// Appends a delta; returns its absolute range.
-    pub fn push(&mut self, delta: &str) -> Range<usize> {
-        let start = self.base + self.text.len();
-        self.text.push_str(delta);
-        start..start + delta.len()
-    }
-
-    fn end(&self) -> usize {
-        self.base + self.text.len()
-    }
-
-    pub fn pending_bytes(&self) -> usize {
-        self.end() - self.scanned_to
-    }
-
-    /// Whether enough text is held to scan now.
-    pub fn due(&self) -> bool {
-        self.pending_bytes() >= self.config.scan_interval_bytes
-    }
-
-    /// Scans the window over all unscanned text and keeps only the overlap.
-    pub async fn scan(&mut self) -> WindowVerdict {
-        if self.pending_bytes() == 0 || self.pipeline.is_empty() {
-            self.scanned_to = self.end();
-            return WindowVerdict::Pass(Vec::new());
         }
-        let start = floor_char_boundary(
-            &self.text,
-            self.scanned_to
-                .saturating_sub(self.config.overlap_bytes)
-                .saturating_sub(self.base),
+    }
+
+    pub fn fail_mode(&self) -> FailMode {
+        self.guard.fail_mode()
+    }
+
+    /// Counts a block decided outside the scanners (unreadable output).
+    pub fn count_block(&self, name: &str) {
+        self.guard
+            .metrics
+            .count_blocks(Direction::Output, &[name.to_string()]);
+    }
+
+    /// Adds a parsed frame; true when it ends the reply.
+    pub fn push(&mut self, raw: Bytes, mut doc: Doc) -> bool {
+        let is_final = output::is_final_frame(self.route, &doc.value);
+        let stripped = output::strip(
+            &mut doc.value,
+            self.options.allow_context,
+            self.options.allow_debug_info,
         );
-        let window = &self.text[start..];
-        let window_base = self.base + start;
-        let started = Instant::now();
-        let result = self.pipeline.scan(window).await;
-        if let Some(r) = &mut self.report {
-            r.overhead += started.elapsed();
-            if let Ok(scanned) = &result {
-                r.metrics.observe_scan(Direction::Output, &scanned.runs);
+        let texts = deep(doc.depth, || output::texts(self.route, &doc.value));
+        let seq = self.first + self.frames.len() as u64;
+        for (i, t) in texts.iter().enumerate() {
+            if let Some(field) = &t.field {
+                let w = self.windows.entry(field.clone()).or_default();
+                w.pending.push_back((seq, i));
+                w.dirty = true;
             }
         }
-        let verdict = match result {
-            Ok(scanned) => scanned.verdict,
-            Err(e) if self.fail_mode == FailMode::Open => {
-                tracing::warn!(scanner = %e.scanner, error = %e.message, "output scanner failed; passing (fail_mode: open)");
-                self.advance();
-                return WindowVerdict::Pass(Vec::new());
-            }
-            Err(e) => {
-                tracing::warn!(scanner = %e.scanner, error = %e.message, "output scanner failed; blocking (fail_mode: closed)");
-                return self.block(vec![e.scanner]);
-            }
-        };
-        super::log_findings(Direction::Output, &verdict);
-        if !verdict.allowed {
-            return self.block(verdict.blocking_scanners());
-        }
-        let redactions = verdict
-            .redactions
+        let pieces = texts
             .into_iter()
-            .map(|r| Redaction {
-                start: r.start + window_base,
-                end: r.end + window_base,
-                placeholder: r.placeholder,
+            .map(|text| Piece {
+                text,
+                rewritten: false,
+                settled: false,
             })
             .collect();
-        self.advance();
-        WindowVerdict::Pass(redactions)
+        self.frames.push_back(Frame {
+            raw,
+            doc: Some(doc),
+            pieces,
+            stripped,
+        });
+        is_final
     }
 
-    fn block(&self, scanners: Vec<String>) -> WindowVerdict {
-        if let Some(r) = &self.report {
-            r.metrics.count_blocks(Direction::Output, &scanners);
+    /// Adds a frame that carries no text (SSE comments, `[DONE]`), or one
+    /// that could not be read and passes unscanned (`fail_mode: open`).
+    pub fn push_opaque(&mut self, raw: Bytes) {
+        self.frames.push_back(Frame {
+            raw,
+            doc: None,
+            pieces: Vec::new(),
+            stripped: false,
+        });
+    }
+
+    /// Scans what is new and returns the bytes that may be sent now. With
+    /// `end`, the reply is complete: nothing is held back.
+    pub async fn settle(&mut self, end: bool) -> Result<Bytes, Blocked> {
+        let started = Instant::now();
+        let result = self.scan_new(end).await;
+        self.overhead += started.elapsed();
+        if let Err(Blocked(scanners)) = &result {
+            self.guard.metrics.count_blocks(Direction::Output, scanners);
         }
-        WindowVerdict::Block(scanners)
+        result?;
+        self.release()
     }
 
-    /// Marks everything scanned and drops text older than the overlap.
-    fn advance(&mut self) {
-        self.scanned_to = self.end();
-        let keep_from = floor_char_boundary(
-            &self.text,
-            self.text.len().saturating_sub(self.config.overlap_bytes),
-        );
-        self.text.drain(..keep_from);
-        self.base += keep_from;
+    async fn scan_new(&mut self, end: bool) -> Result<(), Blocked> {
+        self.judge_whole_texts().await?;
+        let held: usize = self.held_bytes();
+        let force = held > MAX_HELD_BYTES;
+        let fields: Vec<String> = self
+            .windows
+            .iter()
+            .filter(|(_, w)| !w.pending.is_empty() && (w.dirty || end || force))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for field in fields {
+            self.scan_window(&field, end || force).await?;
+        }
+        Ok(())
     }
+
+    fn held_bytes(&self) -> usize {
+        self.frames
+            .iter()
+            .flat_map(|f| &f.pieces)
+            .filter(|p| !p.settled)
+            .map(|p| p.text.text.len())
+            .sum()
+    }
+
+    fn piece(&mut self, (seq, i): (u64, usize)) -> &mut Piece {
+        let at = (seq - self.first) as usize;
+        &mut self.frames[at].pieces[i]
+    }
+
+    /// Each whole text not judged yet, through the verdict cache.
+    async fn judge_whole_texts(&mut self) -> Result<(), Blocked> {
+        let mut todo = Vec::new();
+        for (f, frame) in self.frames.iter().enumerate() {
+            for (i, p) in frame.pieces.iter().enumerate() {
+                if p.text.field.is_none() && !p.settled {
+                    todo.push((f, i, p.text.text.clone()));
+                }
+            }
+        }
+        for (f, i, text) in todo {
+            let rewritten = self.judge_text(text).await?;
+            let piece = &mut self.frames[f].pieces[i];
+            if let Some(text) = rewritten {
+                piece.text.text = text;
+                piece.rewritten = true;
+            }
+            piece.settled = true;
+        }
+        Ok(())
+    }
+
+    /// One whole text: `None` if it passes as is, the rewritten text if a
+    /// redaction applies (scanned again until it stops changing).
+    async fn judge_text(&mut self, mut text: String) -> Result<Option<String>, Blocked> {
+        let mut changed = false;
+        for _ in 0..MAX_ROUNDS {
+            let verdict = self.cached_verdict(&text).await?;
+            if verdict.redactions.is_empty() {
+                return Ok(changed.then_some(text));
+            }
+            text = verdict.apply_numbered(&text, &mut self.numbering);
+            changed = true;
+        }
+        Err(Blocked(self.unsettled(&text).await))
+    }
+
+    async fn cached_verdict(&self, text: &str) -> Result<Arc<Verdict>, Blocked> {
+        let (result, _) = self.guard.verdict(Direction::Output, text).await;
+        self.decide(result.map_err(|e| vec![e]))
+    }
+
+    /// The names of the scanners still redacting `text` after the last round.
+    async fn unsettled(&self, text: &str) -> Vec<String> {
+        match self.guard.verdict(Direction::Output, text).await.0 {
+            Ok(v) => redacting(&v),
+            Err(e) => vec![e.scanner],
+        }
+    }
+
+    /// A verdict that allows the text, or the block (scanner errors per
+    /// `fail_mode`: open passes with an empty verdict).
+    fn decide(
+        &self,
+        result: Result<Arc<Verdict>, Vec<crate::scan::ScanError>>,
+    ) -> Result<Arc<Verdict>, Blocked> {
+        match result {
+            Ok(v) if v.allowed => {
+                super::log_findings(Direction::Output, &v);
+                Ok(v)
+            }
+            Ok(v) => {
+                super::log_findings(Direction::Output, &v);
+                Err(Blocked(v.blocking_scanners()))
+            }
+            Err(errors) => {
+                let mut blockers = Vec::new();
+                for e in errors {
+                    self.guard
+                        .or_fail_mode(Direction::Output, Err(e), &mut blockers);
+                }
+                if blockers.is_empty() {
+                    Ok(Arc::new(Verdict {
+                        allowed: true,
+                        ..Verdict::default()
+                    }))
+                } else {
+                    Err(Blocked(blockers))
+                }
+            }
+        }
+    }
+
+    /// Scans one field's window, rewrites its held pieces, and settles
+    /// those before the held-back tail (all of them with `end`).
+    async fn scan_window(&mut self, field: &str, end: bool) -> Result<(), Blocked> {
+        let Some(window) = self.windows.get_mut(field) else {
+            return Ok(());
+        };
+        window.dirty = false;
+        let sent = window.sent.clone();
+        let whole = !window.any_sent;
+        let ids: Vec<(u64, usize)> = window.pending.iter().copied().collect();
+        for round in 0.. {
+            let (text, ranges) = self.window_text(&sent, &ids);
+            let verdict = if end && whole {
+                self.cached_verdict(&text).await?
+            } else {
+                let pipeline = self.guard.output.pipeline.clone();
+                let scanned = pipeline.scan(&text).await;
+                if let Ok(s) = &scanned {
+                    self.guard.metrics.observe_scan(Direction::Output, &s.runs);
+                }
+                self.decide(scanned.map(|s| Arc::new(s.verdict)).map_err(|e| vec![e]))?
+            };
+            // Redactions wholly inside text already sent were applied
+            // before it was sent (or are placeholders): nothing to do.
+            let fresh: Vec<Redaction> = verdict
+                .redactions
+                .iter()
+                .filter(|r| r.end > sent.len())
+                .cloned()
+                .collect();
+            if fresh.is_empty() {
+                let hold = if end {
+                    0
+                } else {
+                    self.guard.output.pipeline.hold_back(&text)
+                };
+                let release_to = text.len() - hold.min(text.len());
+                for (id, range) in ids.iter().zip(&ranges) {
+                    if range.end <= release_to {
+                        self.piece(*id).settled = true;
+                    }
+                }
+                return Ok(());
+            }
+            if fresh.iter().any(|r| r.start < sent.len()) || round + 1 == MAX_ROUNDS {
+                // Part of it was sent already, or redacting does not settle.
+                return Err(Blocked(redacting(&verdict)));
+            }
+            for (id, range) in ids.iter().zip(&ranges) {
+                if fresh
+                    .iter()
+                    .any(|r| r.start < range.end && r.end > range.start)
+                {
+                    let mut numbering = std::mem::take(&mut self.numbering);
+                    let piece = self.piece(*id);
+                    piece.text.text = redact_range(&piece.text.text, range, &fresh, &mut numbering);
+                    piece.rewritten = true;
+                    self.numbering = numbering;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The window's text (sent tail, then each held piece) and where each
+    /// held piece sits in it.
+    fn window_text(&mut self, sent: &str, ids: &[(u64, usize)]) -> (String, Vec<Range<usize>>) {
+        let mut text = sent.to_string();
+        let mut ranges = Vec::with_capacity(ids.len());
+        for id in ids {
+            let piece = &self.piece(*id).text.text;
+            let start = text.len();
+            text.push_str(piece);
+            ranges.push(start..text.len());
+        }
+        (text, ranges)
+    }
+
+    /// Sends the frames at the front whose texts are all settled.
+    fn release(&mut self) -> Result<Bytes, Blocked> {
+        let mut out = Vec::new();
+        while self
+            .frames
+            .front()
+            .is_some_and(|f| f.pieces.iter().all(|p| p.settled))
+        {
+            let Some(frame) = self.frames.pop_front() else {
+                break;
+            };
+            let seq = self.first;
+            self.first += 1;
+            for p in &frame.pieces {
+                let Some(field) = &p.text.field else {
+                    continue;
+                };
+                if let Some(w) = self.windows.get_mut(field) {
+                    if w.pending.front().is_some_and(|(s, _)| *s == seq) {
+                        w.pending.pop_front();
+                    }
+                    w.sent.push_str(&p.text.text);
+                    w.any_sent = true;
+                    let keep = floor_char_boundary(
+                        &w.sent,
+                        w.sent.len().saturating_sub(self.options.overlap_bytes),
+                    );
+                    w.sent.drain(..keep);
+                }
+                self.released_text += p.text.text.len();
+            }
+            out.extend_from_slice(&self.encode(frame)?);
+        }
+        Ok(Bytes::from(out))
+    }
+
+    /// A frame's bytes: as received, or re-encoded with its rewrites.
+    fn encode(&self, mut frame: Frame) -> Result<Bytes, Blocked> {
+        let rewritten = frame.pieces.iter().any(|p| p.rewritten);
+        let Some(doc) = frame.doc.as_mut().filter(|_| rewritten || frame.stripped) else {
+            return Ok(frame.raw);
+        };
+        let rewrites: Vec<Rewrite> = frame
+            .pieces
+            .iter()
+            .filter(|p| p.rewritten)
+            .map(|p| Rewrite {
+                pointer: p.text.pointer.clone(),
+                text: p.text.text.clone(),
+                key: p.text.key,
+            })
+            .collect();
+        if let Err(e) = apply_rewrites(&mut doc.value, &rewrites) {
+            // Two redacted keys of one object became the same key: the
+            // frame cannot be rebuilt without losing one, so it is stopped.
+            tracing::warn!(error = %e, "output rewrite failed; blocking");
+            return Err(Blocked(vec!["redaction".into()]));
+        }
+        let framing = self.framing;
+        Ok(deep(doc.depth, || framing.reencode(&frame.raw, &doc.value)))
+    }
+
+    /// Whether text is held that is not sent yet.
+    pub fn holding(&self) -> bool {
+        !self.frames.is_empty()
+    }
+}
+
+/// Names of the scanners whose findings redact.
+fn redacting(v: &Verdict) -> Vec<String> {
+    let mut names: Vec<String> = v
+        .findings
+        .iter()
+        .filter(|f| f.action == Mode::Redact)
+        .map(|f| f.scanner.clone())
+        .collect();
+    names.dedup();
+    names
 }
 
 fn floor_char_boundary(s: &str, mut i: usize) -> usize {
@@ -183,10 +477,10 @@ fn floor_char_boundary(s: &str, mut i: usize) -> usize {
     i
 }
 
-/// `original` (which sat at absolute `range`) with the parts of `redactions`
-/// that fall inside it replaced. A placeholder is written where its span
-/// starts (numbered by `numbering`, by the part of the value seen here); a
-/// span that started in earlier text only removes its tail here.
+/// `original` (which sat at `range` of the scanned window) with the parts of
+/// `redactions` that fall inside it replaced. A placeholder is written where
+/// its span starts (numbered by `numbering`); a span that started in an
+/// earlier piece only removes its tail here.
 pub fn redact_range(
     original: &str,
     range: &Range<usize>,

@@ -148,6 +148,11 @@ async fn handle_guarded(
     }
     let checked = state.guard.check(Direction::Input, &request.segments).await;
     let (model, stream) = (std::mem::take(&mut request.model), request.stream);
+    let include_usage = request
+        .json
+        .pointer("/stream_options/include_usage")
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false);
     let block = |scanners: Vec<String>| {
         tracing::info!(route = route.path(), scanners = ?scanners, "input blocked");
         let reply = blocks::blocked(
@@ -203,7 +208,7 @@ async fn handle_guarded(
         let out = output::Reply {
             route,
             model,
-            wants_stream: stream,
+            include_usage,
             overhead_so_far: timer.overhead(),
         };
         output::guard(&state, out, upstream).await?

@@ -1,33 +1,36 @@
-//! The way out: a successful model response is scanned frame by frame when
-//! streamed (see `stream.rs`), or whole, through the verdict cache, before
-//! any of it is sent.
+//! The way out: a successful model response is scanned before any of it is
+//! sent, frame by frame when streamed (`stream.rs`), whole otherwise. Output
+//! that cannot be read (not JSON, compressed, too deep, too large) is a
+//! scanner error: `fail_mode` decides, and closed blocks.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::header;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
-use serde_json::Value;
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
 
 use super::{blocks, stream};
 use crate::AppState;
+use crate::config::FailMode;
+use crate::dialect::Route;
 use crate::dialect::codec::Framing;
-use crate::dialect::{Route, apply_rewrites};
+use crate::dialect::gojson::Doc;
 use crate::error::ProxyError;
-use crate::guard::Decision;
-use crate::guard::output::OutputGuard;
-use crate::scan::Direction;
+use crate::guard::output::{Blocked, Options, ReplyGuard};
 use crate::upstream::strip_hop_headers;
 
-/// Largest non-streamed model response read for scanning.
-const MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
+/// Largest non-streamed model response read for scanning (bytes read, not
+/// the declared length).
+pub const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 
 /// What the output side needs to know about the request.
 pub struct Reply {
     pub route: Route,
     pub model: String,
-    pub wants_stream: bool,
+    /// `stream_options.include_usage` (OpenAI streams).
+    pub include_usage: bool,
     /// Proxy time spent before the upstream call, for the overhead metric.
     pub overhead_so_far: Duration,
 }
@@ -37,30 +40,54 @@ pub async fn guard(
     reply: Reply,
     upstream: reqwest::Response,
 ) -> Result<Response, ProxyError> {
-    let content_type = upstream
-        .headers()
+    let headers = upstream.headers();
+    let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+        .unwrap_or("")
+        .to_string();
+    let encoded = headers
+        .get(header::CONTENT_ENCODING)
+        .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
     let status = upstream.status();
     let mut headers = upstream.headers().clone();
     strip_hop_headers(&mut headers);
     headers.remove(header::CONTENT_LENGTH);
     let route = reply.route;
-    if let Some(framing) = Framing::from_content_type(content_type) {
-        let g = &state.config.guard;
-        let guard = OutputGuard::new(
-            state.guard.output.pipeline.clone(),
-            g.stream.clone(),
-            g.fail_mode,
+    let framing = Framing::from_content_type(&content_type);
+    let g = &state.config.guard;
+    let reply_guard = ReplyGuard::new(
+        state.guard.clone(),
+        route,
+        framing.unwrap_or(Framing::Ndjson),
+        Options {
+            overlap_bytes: g.stream.overlap_bytes,
+            allow_context: g.allow_context,
+            allow_debug_info: g.allow_debug_info,
+        },
+        reply.overhead_so_far,
+    );
+    if encoded {
+        // The request asked for no encoding; an upstream that encodes
+        // anyway sends bytes no scanner can read.
+        return unreadable(
+            state,
+            &reply,
+            reply_guard,
+            upstream,
+            "a compressed response",
         )
-        .with_metrics(state.metrics.clone(), route.path(), reply.overhead_so_far);
+        .await;
+    }
+    if let Some(framing) = framing {
         let ctx = stream::StreamContext {
             route,
             framing,
-            guard,
-            config: state.config.clone(),
+            guard: reply_guard,
+            config: std::sync::Arc::new(g.clone()),
             model: reply.model,
+            include_usage: reply.include_usage,
+            closing: state.closing.subscribe(),
         };
         let mut response = Response::new(Body::from_stream(stream::guard_stream(
             ctx,
@@ -71,61 +98,87 @@ pub async fn guard(
         return Ok(response);
     }
     let body = read_upstream(upstream).await?;
-    let started = Instant::now();
-    let outcome = scan_whole(state, &reply, body).await;
-    let overhead = reply.overhead_so_far + started.elapsed();
-    state
-        .metrics
-        .overhead_seconds
-        .with_label_values(&[route.path()])
-        .observe(overhead.as_secs_f64());
-    match outcome? {
-        Whole::Send(body) => Ok((status, headers, body).into_response()),
-        Whole::Blocked(response) => Ok(response),
-    }
-}
-
-enum Whole {
-    Send(Bytes),
-    Blocked(Response),
-}
-
-async fn scan_whole(state: &AppState, reply: &Reply, body: Bytes) -> Result<Whole, ProxyError> {
-    let route = reply.route;
-    let Ok(mut json) = serde_json::from_slice::<Value>(&body) else {
-        tracing::warn!(
-            route = route.path(),
-            "non-JSON success body from Ollama passed without output scan"
-        );
-        return Ok(Whole::Send(body));
+    let doc = match Doc::parse(&body) {
+        Ok(doc) => doc,
+        Err(e) => return unreadable_body(state, &reply, reply_guard, status, headers, body, &e),
     };
-    let checked = state
-        .guard
-        .check(Direction::Output, &route.output_segments(&json))
-        .await;
-    match checked.decision {
-        Decision::Block(scanners) => {
-            tracing::info!(route = route.path(), scanners = ?scanners, "output blocked");
+    whole(state, &reply, reply_guard, status, headers, doc, body).await
+}
+
+async fn whole(
+    state: &AppState,
+    reply: &Reply,
+    mut guard: ReplyGuard,
+    status: StatusCode,
+    headers: HeaderMap,
+    doc: Doc,
+    body: Bytes,
+) -> Result<Response, ProxyError> {
+    guard.push(body, doc);
+    match guard.settle(true).await {
+        Ok(bytes) => Ok((status, headers, bytes).into_response()),
+        Err(Blocked(scanners)) => {
+            tracing::info!(route = reply.route.path(), scanners = ?scanners, "output blocked");
             let g = &state.config.guard;
-            Ok(Whole::Blocked(blocks::blocked(
+            Ok(blocks::output_blocked(
                 g,
-                route,
-                Direction::Output,
+                reply.route,
                 &reply.model,
-                reply.wants_stream,
                 scanners,
-            )))
+            ))
         }
-        Decision::Rewrite(rewrites) => {
-            apply_rewrites(&mut json, &rewrites).map_err(ProxyError::Internal)?;
-            let bytes =
-                serde_json::to_vec(&json).map_err(|e| ProxyError::Internal(e.to_string()))?;
-            Ok(Whole::Send(Bytes::from(bytes)))
-        }
-        Decision::Allow => Ok(Whole::Send(body)),
     }
 }
 
+/// A whole body that is not one JSON document: passed unscanned only with
+/// `fail_mode: open`.
+fn unreadable_body(
+    state: &AppState,
+    reply: &Reply,
+    guard: ReplyGuard,
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+    why: &str,
+) -> Result<Response, ProxyError> {
+    if guard.fail_mode() == FailMode::Open {
+        tracing::warn!(route = reply.route.path(), error = %why, "unreadable model response passed unscanned (fail_mode: open)");
+        return Ok((status, headers, body).into_response());
+    }
+    tracing::warn!(route = reply.route.path(), error = %why, "unreadable model response; blocking (fail_mode: closed)");
+    guard.count_block("unreadable_output");
+    let g = &state.config.guard;
+    Ok(blocks::output_blocked(
+        g,
+        reply.route,
+        &reply.model,
+        vec!["unreadable_output".into()],
+    ))
+}
+
+/// A response whose encoding no scanner can read.
+async fn unreadable(
+    state: &AppState,
+    reply: &Reply,
+    guard: ReplyGuard,
+    upstream: reqwest::Response,
+    what: &str,
+) -> Result<Response, ProxyError> {
+    let status = upstream.status();
+    let mut headers = upstream.headers().clone();
+    strip_hop_headers(&mut headers);
+    if guard.fail_mode() == FailMode::Open {
+        tracing::warn!(
+            route = reply.route.path(),
+            "{what} passed unscanned (fail_mode: open)"
+        );
+        return Ok(crate::upstream::relay(upstream));
+    }
+    headers.remove(header::CONTENT_LENGTH);
+    unreadable_body(state, reply, guard, status, headers, Bytes::new(), what)
+}
+
+/// The whole body, counting the bytes actually read against the limit.
 async fn read_upstream(upstream: reqwest::Response) -> Result<Bytes, ProxyError> {
     if upstream
         .content_length()
@@ -133,12 +186,25 @@ async fn read_upstream(upstream: reqwest::Response) -> Result<Bytes, ProxyError>
     {
         return Err(ProxyError::BadUpstream);
     }
-    upstream.bytes().await.map_err(|e| {
-        tracing::warn!(error = %e, "reading upstream body failed");
-        if e.is_timeout() {
-            ProxyError::Timeout
-        } else {
-            ProxyError::BadUpstream
+    let mut body = BytesMut::new();
+    let mut chunks = upstream.bytes_stream();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|e| {
+            tracing::warn!(error = %e, "reading upstream body failed");
+            if e.is_timeout() {
+                ProxyError::Timeout
+            } else {
+                ProxyError::BadUpstream
+            }
+        })?;
+        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            tracing::warn!(
+                limit = MAX_RESPONSE_BYTES,
+                "model response too large to scan"
+            );
+            return Err(ProxyError::BadUpstream);
         }
-    })
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
 }

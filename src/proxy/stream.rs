@@ -1,78 +1,62 @@
-//! Guarding a streamed reply. Upstream bytes are cut into frames; frames that
-//! carry text are held until the [`OutputGuard`] has scanned that text, then
-//! released byte-exact (or rewritten, when a redaction touches them). The
-//! frame that ends the reply is released only after the final scan. A block
-//! ends the stream with the protocol's own closing frame and drops the
-//! upstream response, which cancels the generation in Ollama.
+//! Guarding a streamed reply. Upstream bytes are cut into frames and handed
+//! to the [`ReplyGuard`], which gives back what may be sent after each
+//! chunk. However the stream ends early, the client gets the protocol's own
+//! closing frames (`blocks::Ending`): a block, an upstream that fails,
+//! stalls or closes early, a frame that cannot be read (`fail_mode`
+//! decides), or the end of the shutdown grace period. Dropping the upstream
+//! response cancels the generation in Ollama.
 
-use std::collections::VecDeque;
-use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use serde_json::Value;
+use tokio::sync::watch;
 
-use super::blocks::stream_block_frames;
-use crate::config::Config;
+use super::blocks::Ending;
+use crate::config::{FailMode, GuardConfig};
+use crate::dialect::Route;
 use crate::dialect::codec::{Framer, Framing, Payload};
-use crate::dialect::{Rewrite, Route, apply_rewrites};
-use crate::guard::output::{OutputGuard, WindowVerdict, redact_range};
-use crate::scan::{Numbering, Redaction};
-
-/// A text field of a frame: its JSON pointer and its place in the reply.
-type Field = (String, Range<usize>);
-
-/// A frame waiting for its text to be scanned.
-struct Held {
-    raw: Bytes,
-    /// The parsed frame and its text fields; `None` for frames without text.
-    text: Option<(Value, Vec<Field>)>,
-}
-
-impl Held {
-    /// The bytes to send, rewritten if a redaction touches this frame.
-    fn release(
-        self,
-        framing: Framing,
-        redactions: &[Redaction],
-        numbering: &mut Numbering,
-    ) -> Bytes {
-        let Some((mut value, fields)) = self.text else {
-            return self.raw;
-        };
-        let touched = |r: &Range<usize>| {
-            redactions
-                .iter()
-                .any(|x| x.start < r.end && x.end > r.start)
-        };
-        if !fields.iter().any(|(_, r)| touched(r)) {
-            return self.raw;
-        }
-        let rewrites: Vec<Rewrite> = fields
-            .iter()
-            .filter(|(_, r)| touched(r))
-            .filter_map(|(p, r)| {
-                value.pointer(p).and_then(Value::as_str).map(|t| Rewrite {
-                    pointer: p.clone(),
-                    text: redact_range(t, r, redactions, numbering),
-                    key: false,
-                })
-            })
-            .collect();
-        // Values only: renaming keys is the one way a rewrite can fail.
-        let _ = apply_rewrites(&mut value, &rewrites);
-        framing.reencode(&self.raw, &value)
-    }
-}
+use crate::guard::output::{Blocked, ReplyGuard};
 
 pub struct StreamContext {
     pub route: Route,
     pub framing: Framing,
-    pub guard: OutputGuard,
-    /// The whole config, shared: the stream reads `guard` from it.
-    pub config: Arc<Config>,
+    pub guard: ReplyGuard,
+    pub config: Arc<GuardConfig>,
     pub model: String,
+    pub include_usage: bool,
+    /// Turns true when the shutdown grace period is over.
+    pub closing: watch::Receiver<bool>,
+}
+
+/// How the stream is going.
+struct Progress {
+    id: String,
+    chunks: usize,
+    blocks: u64,
+}
+
+impl Progress {
+    /// Notes what a frame tells about the stream (its id, a token, a block).
+    fn saw(&mut self, frame: &Value, route: Route) {
+        if let Some(i) = frame.get("id").and_then(Value::as_str) {
+            self.id = i.to_string();
+        }
+        if route == Route::AnthropicMessages
+            && frame.get("type").and_then(Value::as_str) == Some("content_block_start")
+        {
+            self.blocks += 1;
+        }
+        self.chunks += 1;
+    }
+}
+
+/// One step of the upstream: frames, its end, or a failure.
+enum Step {
+    Frames(Vec<Bytes>),
+    End(Option<Bytes>),
+    Failed(String),
 }
 
 /// The guarded byte stream sent to the client.
@@ -89,65 +73,115 @@ where
         mut guard,
         config,
         model,
+        include_usage,
+        mut closing,
     } = ctx;
     async_stream::stream! {
         let mut upstream = Box::pin(upstream);
         let mut framer = Framer::new(framing);
-        let mut held: VecDeque<Held> = VecDeque::new();
-        let mut id = String::from("chatcmpl-guard");
-        let mut numbering = Numbering::default();
-        let mut ended = false;
-        while !ended {
-            let frames = match upstream.next().await {
-                Some(Ok(chunk)) => framer.push(&chunk),
-                Some(Err(e)) => {
-                    tracing::warn!(error = %e, "upstream stream failed");
-                    yield Err(std::io::Error::other(e));
+        let mut progress = Progress { id: "chatcmpl-guard".into(), chunks: 0, blocks: 0 };
+        let mut final_seen = false;
+        let mut started = false;
+        loop {
+            let step = tokio::select! {
+                next = upstream.next() => match next {
+                    Some(Ok(chunk)) => framer.push(&chunk).map_or_else(Step::Failed, Step::Frames),
+                    Some(Err(e)) => Step::Failed(upstream_failure(&e)),
+                    None => Step::End(framer.finish()),
+                },
+                _ = closing.wait_for(|c| *c) => Step::Failed("the proxy is shutting down".into()),
+            };
+            let (frames, ended) = match step {
+                Step::Frames(frames) => (frames, false),
+                Step::End(rest) => (rest.into_iter().collect(), true),
+                Step::Failed(why) => {
+                    tracing::warn!(route = route.path(), reason = %why, "stream ended early");
+                    let ending = ending(&config, route, &model, &progress, started, include_usage);
+                    yield Ok(ending.failed(&why));
                     return;
-                }
-                None => {
-                    ended = true;
-                    framer.finish().into_iter().collect()
                 }
             };
-            let mut final_seen = ended;
+            let mut unreadable = None;
             for raw in frames {
-                let payload = framing.decode(&raw);
-                let text = match payload {
-                    Payload::Json(value) => {
-                        if let Some(i) = value.get("id").and_then(Value::as_str) {
-                            id = i.to_string();
-                        }
-                        final_seen |= route.is_final_frame(&value);
-                        let fields: Vec<Field> = route
-                            .frame_segments(&value)
-                            .into_iter()
-                            .map(|s| { let r = guard.push(&s.text); (s.pointer, r) })
-                            .collect();
-                        (!fields.is_empty()).then_some((value, fields))
+                match framing.decode(&raw) {
+                    Ok(Payload::Json(doc)) => {
+                        progress.saw(&doc.value, route);
+                        final_seen |= guard.push(raw, doc);
                     }
-                    Payload::Done => { final_seen = true; None }
-                    Payload::Other => None,
-                };
-                held.push_back(Held { raw, text });
+                    Ok(Payload::Done) => {
+                        final_seen = true;
+                        guard.push_opaque(raw);
+                    }
+                    Ok(Payload::Empty) => guard.push_opaque(raw),
+                    Err(e) if guard.fail_mode() == FailMode::Open => {
+                        tracing::warn!(route = route.path(), error = %e, "unreadable stream frame passed unscanned (fail_mode: open)");
+                        guard.push_opaque(raw);
+                    }
+                    Err(e) => {
+                        unreadable = Some(e);
+                        break;
+                    }
+                }
             }
-            if held.is_empty() || !(final_seen || guard.due() || guard.pending_bytes() == 0) {
-                continue;
+            if let Some(e) = unreadable {
+                tracing::warn!(route = route.path(), error = %e, "unreadable stream frame; blocking (fail_mode: closed)");
+                guard.count_block("unreadable_output");
+                let ending = ending(&config, route, &model, &progress, started, include_usage);
+                yield Ok(ending.blocked(&["unreadable_output".to_string()]));
+                return;
             }
-            match guard.scan().await {
-                WindowVerdict::Block(scanners) => {
-                    tracing::info!(scanners = ?scanners, "streamed output blocked");
-                    yield Ok(stream_block_frames(&config.guard, route, &model, &id, &scanners));
+            match guard.settle(final_seen || ended).await {
+                Ok(bytes) => {
+                    if !bytes.is_empty() {
+                        started = true;
+                        yield Ok(bytes);
+                    }
+                }
+                Err(Blocked(scanners)) => {
+                    tracing::info!(route = route.path(), scanners = ?scanners, "streamed output blocked");
+                    let ending = ending(&config, route, &model, &progress, started, include_usage);
+                    yield Ok(ending.blocked(&scanners));
                     return;
                 }
-                WindowVerdict::Pass(redactions) => {
-                    let mut out = Vec::new();
-                    for frame in held.drain(..) {
-                        out.extend_from_slice(&frame.release(framing, &redactions, &mut numbering));
-                    }
-                    yield Ok(Bytes::from(out));
+            }
+            if ended {
+                if !final_seen {
+                    let why = "the upstream closed the stream before its last frame";
+                    tracing::warn!(route = route.path(), "{why}");
+                    let ending = ending(&config, route, &model, &progress, started, include_usage);
+                    yield Ok(ending.failed(why));
                 }
+                return;
             }
         }
+    }
+}
+
+fn ending<'a>(
+    config: &'a GuardConfig,
+    route: Route,
+    model: &'a str,
+    progress: &'a Progress,
+    started: bool,
+    include_usage: bool,
+) -> Ending<'a> {
+    Ending {
+        config,
+        route,
+        model,
+        id: &progress.id,
+        started,
+        include_usage,
+        chunks: progress.chunks,
+        blocks: progress.blocks,
+    }
+}
+
+/// Words for the client about an upstream failure mid-stream.
+fn upstream_failure(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "the upstream stream stalled (ollama.idle_timeout_secs)".into()
+    } else {
+        "the upstream stream failed".into()
     }
 }

@@ -45,6 +45,8 @@ pub struct Config {
 pub struct BanSubstrings {
     /// Over the phrases in matching form.
     matcher: AhoCorasick,
+    /// The phrases in matching form, for [`Scanner::hold_back`].
+    phrases: Vec<String>,
     form: Form,
     whole_words: bool,
     placeholder: String,
@@ -77,6 +79,7 @@ impl Config {
             .map_err(|e| format!("substrings: {e}"))?;
         Ok(BanSubstrings {
             matcher,
+            phrases: patterns,
             form,
             whole_words: self.whole_words,
             placeholder: self
@@ -178,6 +181,29 @@ impl Scanner for BanSubstrings {
             })
             .collect();
         Ok(found)
+    }
+
+    /// The longest tail that is the start of a phrase (in matching form,
+    /// mapped back to the original bytes).
+    fn hold_back(&self, text: &str) -> usize {
+        // Only the last phrase-length of text can start a phrase; a few
+        // bytes more cover characters the form removes or expands.
+        let longest = self.phrases.iter().map(String::len).max().unwrap_or(0);
+        let mut from = text.len().saturating_sub(4 * longest + 16);
+        while !text.is_char_boundary(from) {
+            from -= 1;
+        }
+        let tail = &text[from..];
+        let (form, origin) = self.form.apply(tail);
+        let held = super::tail::phrase_tail(&form, &self.phrases);
+        if held == 0 {
+            return 0;
+        }
+        let start = match &origin {
+            None => form.len() - held,
+            Some(o) => o[form.len() - held].0,
+        };
+        tail.len() - start
     }
 }
 

@@ -129,6 +129,16 @@ impl Scanner for InvisibleText {
         }
         Ok(found)
     }
+
+    /// A trailing zero-width joiner: whether it joins emoji depends on the
+    /// character that follows.
+    fn hold_back(&self, text: &str) -> usize {
+        if text.ends_with('\u{200D}') {
+            '\u{200D}'.len_utf8()
+        } else {
+            0
+        }
+    }
 }
 
 #[cfg(test)]

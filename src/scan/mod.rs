@@ -20,6 +20,7 @@ pub mod prompt_injection;
 mod regex;
 pub mod registry;
 mod secrets;
+pub mod tail;
 mod token_limit;
 mod toxicity;
 mod urls;
@@ -119,6 +120,12 @@ pub trait Scanner: Send + Sync {
         true
     }
     async fn scan(&self, text: &str) -> Result<Vec<Match>, String>;
+    /// How many trailing bytes of `text` could still become (part of) a
+    /// finding when more text is appended: a stream holds them back. Zero
+    /// for scanners that judge a text whole rather than point at spans.
+    fn hold_back(&self, _text: &str) -> usize {
+        0
+    }
 }
 
 /// A finding as recorded in a verdict.

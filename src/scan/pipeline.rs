@@ -83,6 +83,17 @@ impl Pipeline {
         self.scanners.is_empty()
     }
 
+    /// Trailing bytes of `text` a stream must hold back: the most any
+    /// scanner that can change the output (not `report`) asks for.
+    pub fn hold_back(&self, text: &str) -> usize {
+        self.scanners
+            .iter()
+            .filter(|c| c.mode != Mode::Report)
+            .map(|c| c.scanner.hold_back(text))
+            .max()
+            .unwrap_or(0)
+    }
+
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.scanners.iter().map(|c| c.name.as_str())
     }

@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use super::tail::Viable;
 use super::{Match, Mode, Scanner};
 
 /// `{type: regex, patterns: [...], ...}`
@@ -24,6 +25,7 @@ pub struct RegexScanner {
     any: ::regex::RegexSet,
     each: Vec<::regex::Regex>,
     placeholder: String,
+    tails: Viable,
 }
 
 impl Config {
@@ -47,6 +49,7 @@ impl Config {
         }
         let any = ::regex::RegexSet::new(&self.patterns).map_err(|e| e.to_string())?;
         Ok(RegexScanner {
+            tails: Viable::new(&self.patterns)?,
             any,
             each,
             placeholder: self
@@ -72,6 +75,10 @@ impl Scanner for RegexScanner {
             }
         }
         Ok(found)
+    }
+
+    fn hold_back(&self, text: &str) -> usize {
+        self.tails.tail(text)
     }
 }
 

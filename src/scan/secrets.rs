@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
+use super::tail::Viable;
 use super::{Match, Mode, Scanner};
 
 /// `{type: secrets, mode: redact}`
@@ -370,6 +371,30 @@ impl Scanner for Secrets {
         }
         Ok(found)
     }
+
+    /// A trailing prefix of any provider's format, or a private key begun
+    /// and not yet ended (held whole, up to [`PEM_TAIL_BYTES`]).
+    fn hold_back(&self, text: &str) -> usize {
+        let pem = text
+            .rfind("-----BEGIN ")
+            .filter(|&at| !text[at..].contains("-----END "))
+            .map_or(0, |at| text.len() - at);
+        let tail = tails().map_or(0, |v| v.tail(text));
+        tail.max(pem.min(PEM_TAIL_BYTES))
+    }
+}
+
+/// Most bytes of an unfinished private key held back (a 4096-bit RSA key in
+/// PEM is about 3.3 kB).
+const PEM_TAIL_BYTES: usize = 16 * 1024;
+
+fn tails() -> Option<&'static Viable> {
+    static V: OnceLock<Option<Viable>> = OnceLock::new();
+    V.get_or_init(|| {
+        let patterns: Vec<&str> = SPECS.iter().map(|s| s.3).collect();
+        Viable::new(&patterns).ok()
+    })
+    .as_ref()
 }
 
 #[cfg(test)]

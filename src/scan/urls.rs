@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
+use super::tail::Viable;
 use super::{Match, Mode, Scanner, builtin_regex};
 
 /// `{type: urls, deny_domains: [...], allow_domains: [...]}`
@@ -149,6 +150,13 @@ impl Scanner for Urls {
                 })
             })
             .collect())
+    }
+
+    fn hold_back(&self, text: &str) -> usize {
+        static V: OnceLock<Option<Viable>> = OnceLock::new();
+        V.get_or_init(|| Viable::new(&[links().as_str()]).ok())
+            .as_ref()
+            .map_or(0, |v| v.tail(text))
     }
 }
 

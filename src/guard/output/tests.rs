@@ -1,82 +1,196 @@
 use super::*;
-use crate::scan::registry::build_pipeline;
-use crate::scan::{Numbering, ScannerSpec};
+use crate::cache::VerdictCache;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use serde_json::{Value, json};
 
-fn guard(yaml: &str, interval: usize, overlap: usize) -> OutputGuard {
-    let specs: Vec<ScannerSpec> = serde_saphyr::from_str(yaml).expect("yaml");
-    let pipeline = Arc::new(build_pipeline("t", &specs).expect("valid"));
-    OutputGuard::new(
-        pipeline,
-        StreamConfig {
-            scan_interval_bytes: interval,
-            overlap_bytes: overlap,
-        },
-        FailMode::Closed,
+fn guard_with(yaml: &str, route: Route) -> ReplyGuard {
+    let mut config = Config::default();
+    config.cache.enabled = false;
+    config.scanners.output = serde_saphyr::from_str(yaml).expect("yaml");
+    let metrics = Arc::new(Metrics::new().expect("metrics"));
+    let cache = VerdictCache::from_config(&config, &metrics).expect("cache");
+    let guard = Guard::new(&config, Arc::new(cache), metrics).expect("guard");
+    let options = Options {
+        overlap_bytes: 256,
+        allow_context: false,
+        allow_debug_info: false,
+    };
+    ReplyGuard::new(
+        Arc::new(guard),
+        route,
+        Framing::Ndjson,
+        options,
+        Duration::ZERO,
     )
 }
 
-const BAN: &str = "- {type: ban_substrings, substrings: [kill all humans]}\n";
+const SCANNERS: &str = "
+- {type: secrets, mode: redact}
+- {type: ban_substrings, substrings: [kill all humans, badword]}
+";
+
+fn frame(v: Value) -> (Bytes, Doc) {
+    let raw = Bytes::from(format!("{v}\n"));
+    let doc = Doc::parse(&raw).expect("json");
+    (raw, doc)
+}
+
+/// The `field` texts of the NDJSON frames in `bytes`, joined.
+fn joined(bytes: &[u8], field: &str) -> String {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| v.get(field).and_then(Value::as_str).map(String::from))
+        .collect()
+}
+
+/// Streams `parts` as generate frames; returns what was sent after each
+/// one (and the final settle), or the block.
+async fn stream(g: &mut ReplyGuard, parts: &[&str]) -> Result<Vec<String>, Blocked> {
+    let mut sent = Vec::new();
+    let mut all = Vec::new();
+    for p in parts {
+        let (raw, doc) = frame(json!({"model": "m", "response": p, "done": false}));
+        g.push(raw, doc);
+        all.extend_from_slice(&g.settle(false).await?);
+        sent.push(joined(&all, "response"));
+    }
+    let (raw, doc) = frame(json!({"model": "m", "response": "", "done": true}));
+    g.push(raw, doc);
+    all.extend_from_slice(&g.settle(true).await?);
+    sent.push(joined(&all, "response"));
+    Ok(sent)
+}
 
 #[tokio::test]
-async fn phrase_split_over_three_chunks_is_caught() {
-    let mut g = guard(BAN, 1, 64);
-    for part in ["we must kill", " all hu", "mans now"] {
-        g.push(part);
-        if let WindowVerdict::Block(names) = g.scan().await {
-            assert_eq!(part, "mans now", "blocked only once the phrase is complete");
+async fn a_streamed_token_is_never_sent_in_part() {
+    let token = "ghp_aB3dE5gH7jK9mN1pQ3sT5vW7yZ9bC1dE3fG5";
+    let mut parts = vec!["my token is "];
+    let chunks: Vec<String> = token.chars().map(String::from).collect();
+    parts.extend(chunks.iter().map(String::as_str));
+    parts.push(" ok");
+    let mut g = guard_with(SCANNERS, Route::Generate);
+    let sent = stream(&mut g, &parts).await.expect("redacted, not blocked");
+    for s in &sent {
+        assert!(!s.contains("ghp"), "sent a part of the token: {s:?}");
+    }
+    assert_eq!(
+        sent.last().map(String::as_str),
+        Some("my token is [REDACTED_GITHUB_TOKEN] ok")
+    );
+    assert_eq!(sent[0], "my token is ", "prose before it flows at once");
+}
+
+#[tokio::test]
+async fn a_banned_phrase_is_never_sent_in_part() {
+    let mut g = guard_with(SCANNERS, Route::Generate);
+    let mut sent = Vec::new();
+    let mut all = Vec::new();
+    for p in ["we met a ", "bad", "w", "ord"] {
+        let (raw, doc) = frame(json!({"response": p, "done": false}));
+        g.push(raw, doc);
+        match g.settle(false).await {
+            Ok(b) => {
+                all.extend_from_slice(&b);
+                sent.push(joined(&all, "response"));
+            }
+            Err(Blocked(names)) => {
+                assert_eq!(names, vec!["ban_substrings".to_string()]);
+                assert_eq!(sent, vec!["we met a "; 3], "no part of it left");
+                return;
+            }
+        }
+    }
+    panic!("never blocked: {sent:?}");
+}
+
+#[tokio::test]
+async fn fields_have_windows_of_their_own() {
+    let mut g = guard_with(SCANNERS, Route::Generate);
+    for (r, t) in [("bad", "x"), ("word", "y")] {
+        let (raw, doc) = frame(json!({"response": r, "thinking": t, "done": false}));
+        g.push(raw, doc);
+        if let Err(Blocked(names)) = g.settle(false).await {
             assert_eq!(names, vec!["ban_substrings".to_string()]);
             return;
         }
     }
-    panic!("the split phrase was never caught");
+    panic!("`bad` + `word` in one field was not seen whole");
 }
 
 #[tokio::test]
-async fn windows_that_do_not_overlap_enough_miss_the_phrase() {
-    // The counter-case that shows why the overlap exists.
-    let mut g = guard(BAN, 1, 0);
-    for part in ["we must kill", " all hu", "mans now"] {
-        g.push(part);
-        assert_eq!(g.scan().await, WindowVerdict::Pass(vec![]));
-    }
-}
-
-#[tokio::test]
-async fn interval_holds_text_until_enough_is_pending() {
-    let mut g = guard(BAN, 10, 64);
-    g.push("abc");
-    assert!(!g.due());
-    g.push("defghij");
-    assert!(g.due());
-    assert_eq!(g.scan().await, WindowVerdict::Pass(vec![]));
-    assert_eq!(g.pending_bytes(), 0);
-}
-
-#[tokio::test]
-async fn memory_keeps_only_the_overlap() {
-    let mut g = guard(BAN, 1, 8);
-    for _ in 0..100 {
-        g.push("0123456789");
-        g.scan().await;
-    }
-    assert!(g.text.len() <= 8, "kept {} bytes", g.text.len());
-    assert_eq!(g.push("x"), 1000..1001);
-}
-
-#[tokio::test]
-async fn redactions_come_back_in_absolute_offsets() {
-    let mut g = guard(
-        "- {type: regex, mode: redact, patterns: ['sk-[a-z]{4}'], placeholder: '[KEY]'}\n",
-        1,
-        4,
-    );
-    g.push("0123456789");
-    g.scan().await;
-    g.push("key sk-abcd!");
-    let WindowVerdict::Pass(r) = g.scan().await else {
-        panic!("should pass")
+async fn interleaved_choices_keep_their_own_text() {
+    let mut g = guard_with(SCANNERS, Route::OpenAiChat);
+    let chunk = |i: u64, c: &str| {
+        frame(json!({"choices": [{"index": i, "delta": {"content": c}, "finish_reason": null}]}))
     };
-    assert_eq!((r[0].start, r[0].end), (14, 21));
+    for (i, c) in [(0, "bad"), (1, "xx"), (0, "word")] {
+        let (raw, doc) = chunk(i, c);
+        g.push(raw, doc);
+        if let Err(Blocked(names)) = g.settle(false).await {
+            assert_eq!(names, vec!["ban_substrings".to_string()]);
+            return;
+        }
+    }
+    panic!("choice 0's `badword` was missed");
+}
+
+#[tokio::test]
+async fn redacted_text_is_scanned_again() {
+    let mut g = guard_with(
+        "- {type: regex, mode: redact, patterns: ['#'], placeholder: ''}\n- {type: ban_substrings, substrings: [badword]}\n",
+        Route::Generate,
+    );
+    let (raw, doc) = frame(json!({"response": "a bad#word", "done": true}));
+    g.push(raw, doc);
+    assert_eq!(
+        g.settle(true).await,
+        Err(Blocked(vec!["ban_substrings".into()])),
+        "removing `#` made `badword`"
+    );
+}
+
+#[tokio::test]
+async fn redaction_that_never_settles_blocks() {
+    let mut g = guard_with(
+        "- {type: regex, mode: redact, patterns: ['X+'], placeholder: 'XX'}\n",
+        Route::Generate,
+    );
+    let (raw, doc) = frame(json!({"response": "aXb", "done": true}));
+    g.push(raw, doc);
+    assert_eq!(g.settle(true).await, Err(Blocked(vec!["regex".into()])));
+}
+
+#[tokio::test]
+async fn tool_call_argument_keys_and_log_probs_are_scanned() {
+    let mut g = guard_with(SCANNERS, Route::Chat);
+    let key = "ghp_aB3dE5gH7jK9mN1pQ3sT5vW7yZ9bC1dE3fG5";
+    let (raw, doc) = frame(json!({"message": {"role": "assistant", "content": "",
+        "tool_calls": [{"function": {"name": "f", "arguments": {key: "v"}}}]}, "done": true}));
+    g.push(raw, doc);
+    let out = String::from_utf8(g.settle(true).await.expect("redacts").to_vec()).expect("utf8");
+    assert!(!out.contains(key), "{out}");
+    assert!(out.contains("[REDACTED_GITHUB_TOKEN]"), "{out}");
+
+    let mut g = guard_with(SCANNERS, Route::Generate);
+    let (raw, doc) = frame(json!({"response": "", "done": false,
+        "logprobs": [{"token": "bad"}, {"token": "word"}]}));
+    g.push(raw, doc);
+    assert_eq!(
+        g.settle(true).await,
+        Err(Blocked(vec!["ban_substrings".into()])),
+        "the chosen tokens are joined as the client would"
+    );
+}
+
+#[tokio::test]
+async fn context_is_stripped_from_the_final_frame() {
+    let mut g = guard_with(SCANNERS, Route::Generate);
+    let (raw, doc) = frame(json!({"response": "", "done": true, "context": [1, 2, 3]}));
+    g.push(raw, doc);
+    let out = g.settle(true).await.expect("passes");
+    assert_eq!(&out[..], b"{\"response\":\"\",\"done\":true}\n");
 }
 
 #[test]
@@ -86,7 +200,7 @@ fn redact_range_splits_a_span_across_frames() {
         end: 10,
         placeholder: "[X]".into(),
     }];
-    // Frames "abc sk" (0..6), "-123" (6..10), " ok" (10..13).
+    // Pieces "abc sk" (0..6), "-123" (6..10), " ok" (10..13).
     let n = &mut Numbering::default();
     assert_eq!(redact_range("abc sk", &(0..6), &spans, n), "abc [X]");
     assert_eq!(redact_range("-123", &(6..10), &spans, n), "");
