@@ -175,12 +175,18 @@ const PROTOCOL_KEYS: &[&str] = &[
     "server_tool_use",
 ];
 
-/// Every text of `doc` (a whole response or one stream frame) on `route`.
-pub fn texts(route: Route, doc: &Value) -> Vec<OutText> {
+/// Every text of `doc` (a whole response or one stream frame) on `route`;
+/// an error when a field the client appends is not a string (a client
+/// would join or stringify it in ways no scan saw).
+pub fn texts(route: Route, doc: &Value) -> Result<Vec<OutText>, String> {
     let mut out = Vec::new();
     let mut path = Vec::new();
-    walk(route, doc, doc, &mut path, false, &mut out);
-    out
+    let mut wrong = None;
+    walk(route, doc, doc, &mut path, false, &mut out, &mut wrong);
+    match wrong {
+        Some(p) => Err(format!("`{p}` is not a string")),
+        None => Ok(out),
+    }
 }
 
 /// One step of a pointer: an object key or an array index.
@@ -215,7 +221,12 @@ fn walk(
     path: &mut Vec<Step>,
     data: bool,
     out: &mut Vec<OutText>,
+    wrong: &mut Option<String>,
 ) {
+    if matches!(value, Value::Array(_) | Value::Object(_)) && field(route, doc, path).is_some() {
+        *wrong = Some(pointer(path));
+        return;
+    }
     stacker::maybe_grow(64 * 1024, 1024 * 1024, || match value {
         Value::String(s) => {
             if !s.is_empty() {
@@ -230,7 +241,7 @@ fn walk(
         Value::Array(items) => {
             for (i, item) in items.iter().enumerate() {
                 path.push(Step::Index(i));
-                walk(route, doc, item, path, data, out);
+                walk(route, doc, item, path, data, out, wrong);
                 path.pop();
             }
         }
@@ -246,7 +257,7 @@ fn walk(
                     });
                 }
                 if data || !SKIPPED_VALUES.contains(&key.as_str()) {
-                    walk(route, doc, item, path, data || is_data(key), out);
+                    walk(route, doc, item, path, data || is_data(key), out, wrong);
                 }
                 path.pop();
             }
@@ -393,6 +404,7 @@ mod tests {
 
     fn fields(route: Route, doc: Value) -> Vec<(String, Option<String>)> {
         texts(route, &doc)
+            .expect("well typed")
             .into_iter()
             .map(|t| (t.text, t.field))
             .collect()
@@ -493,6 +505,26 @@ mod tests {
         );
         let sig = json!({"type": "content_block_delta", "index": 0, "delta": {"type": "signature_delta", "signature": "EqQBCgIYAhIM"}});
         assert!(fields(Route::AnthropicMessages, sig).is_empty());
+    }
+
+    #[test]
+    fn appended_fields_must_be_strings() {
+        let err = texts(Route::Generate, &json!({"response": ["bad", "word"]})).expect_err("array");
+        assert!(err.contains("/response"), "{err}");
+        assert!(
+            texts(
+                Route::OpenAiChat,
+                &json!({"choices": [{"delta": {"content": {"a": 1}}}]})
+            )
+            .is_err()
+        );
+        assert!(
+            texts(
+                Route::OpenAiChat,
+                &json!({"choices": [{"delta": {"content": null}}]})
+            )
+            .is_ok()
+        );
     }
 
     #[test]

@@ -140,15 +140,16 @@ impl ReplyGuard {
             .count_blocks(Direction::Output, &[name.to_string()]);
     }
 
-    /// Adds a parsed frame; true when it ends the reply.
-    pub fn push(&mut self, raw: Bytes, mut doc: Doc) -> bool {
+    /// Adds a parsed frame; true when it ends the reply. An error when the
+    /// frame's texts have the wrong types (unreadable output).
+    pub fn push(&mut self, raw: Bytes, mut doc: Doc) -> Result<bool, String> {
         let is_final = output::is_final_frame(self.route, &doc.value);
         let stripped = output::strip(
             &mut doc.value,
             self.options.allow_context,
             self.options.allow_debug_info,
         );
-        let texts = deep(doc.depth, || output::texts(self.route, &doc.value));
+        let texts = deep(doc.depth, || output::texts(self.route, &doc.value))?;
         let seq = self.first + self.frames.len() as u64;
         for (i, t) in texts.iter().enumerate() {
             if let Some(field) = &t.field {
@@ -171,7 +172,7 @@ impl ReplyGuard {
             pieces,
             stripped,
         });
-        is_final
+        Ok(is_final)
     }
 
     /// Adds a frame that carries no text (SSE comments, `[DONE]`), or one

@@ -114,7 +114,9 @@ async fn whole(
     doc: Doc,
     body: Bytes,
 ) -> Result<Response, ProxyError> {
-    guard.push(body, doc);
+    if let Err(e) = guard.push(body.clone(), doc) {
+        return unreadable_body(state, reply, guard, status, headers, body, &e);
+    }
     match guard.settle(true).await {
         Ok(bytes) => Ok((status, headers, bytes).into_response()),
         Err(Blocked(scanners)) => {

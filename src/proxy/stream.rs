@@ -106,7 +106,17 @@ where
                 match framing.decode(&raw) {
                     Ok(Payload::Json(doc)) => {
                         progress.saw(&doc.value, route);
-                        final_seen |= guard.push(raw, doc);
+                        match guard.push(raw.clone(), doc) {
+                            Ok(last) => final_seen |= last,
+                            Err(e) if guard.fail_mode() == FailMode::Open => {
+                                tracing::warn!(route = route.path(), error = %e, "unreadable stream frame passed unscanned (fail_mode: open)");
+                                guard.push_opaque(raw);
+                            }
+                            Err(e) => {
+                                unreadable = Some(e);
+                                break;
+                            }
+                        }
                     }
                     Ok(Payload::Done) => {
                         final_seen = true;

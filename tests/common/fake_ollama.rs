@@ -42,6 +42,57 @@ pub struct Script {
     pub thinking: Vec<String>,
     /// When set, streams send their first frame, then wait for this.
     pub gate: Option<Arc<tokio::sync::Notify>>,
+    /// When set, generation routes answer with exactly these bytes.
+    pub raw: Option<Raw>,
+}
+
+/// A reply given byte for byte, for replies Ollama should never send.
+#[derive(Clone, Debug)]
+pub struct Raw {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    /// Written one by one (one HTTP chunk each).
+    pub chunks: Vec<Vec<u8>>,
+    pub end: RawEnd,
+}
+
+/// How a raw reply ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RawEnd {
+    Complete,
+    /// The connection breaks mid-body.
+    Reset,
+    /// The body never ends and nothing more is sent.
+    Stall,
+}
+
+fn raw_reply(r: &Raw) -> Response {
+    let (chunks, end) = (r.chunks.clone(), r.end);
+    let stream = async_stream::stream! {
+        for c in chunks {
+            yield Ok::<_, std::io::Error>(Bytes::from(c));
+        }
+        match end {
+            RawEnd::Complete => {}
+            RawEnd::Reset => {
+                // Let what was sent reach the reader before the break.
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                yield Err(std::io::Error::other("connection reset"));
+            }
+            RawEnd::Stall => std::future::pending::<()>().await,
+        }
+    };
+    let mut response = Response::new(Body::from_stream(stream));
+    *response.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK);
+    for (k, v) in &r.headers {
+        if let (Ok(k), Ok(v)) = (
+            header::HeaderName::from_bytes(k.as_bytes()),
+            header::HeaderValue::from_str(v),
+        ) {
+            response.headers_mut().insert(k, v);
+        }
+    }
+    response
 }
 
 impl Default for Script {
@@ -54,6 +105,7 @@ impl Default for Script {
             header_delay: Duration::ZERO,
             thinking: Vec::new(),
             gate: None,
+            raw: None,
         }
     }
 }
@@ -257,6 +309,9 @@ fn respond(inner: &Arc<Inner>, req: &Recorded, s: &Script) -> Response {
     if model == "missing" {
         let msg = format!("model \"{model}\" not found, try pulling it first");
         return ollama_error(StatusCode::NOT_FOUND, &msg);
+    }
+    if let Some(raw) = &s.raw {
+        return raw_reply(raw);
     }
     let ollama_stream = body.get("stream").and_then(Value::as_bool).unwrap_or(true);
     let openai_stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);

@@ -52,12 +52,12 @@ async fn stream(g: &mut ReplyGuard, parts: &[&str]) -> Result<Vec<String>, Block
     let mut all = Vec::new();
     for p in parts {
         let (raw, doc) = frame(json!({"model": "m", "response": p, "done": false}));
-        g.push(raw, doc);
+        g.push(raw, doc).expect("well typed");
         all.extend_from_slice(&g.settle(false).await?);
         sent.push(joined(&all, "response"));
     }
     let (raw, doc) = frame(json!({"model": "m", "response": "", "done": true}));
-    g.push(raw, doc);
+    g.push(raw, doc).expect("well typed");
     all.extend_from_slice(&g.settle(true).await?);
     sent.push(joined(&all, "response"));
     Ok(sent)
@@ -89,7 +89,7 @@ async fn a_banned_phrase_is_never_sent_in_part() {
     let mut all = Vec::new();
     for p in ["we met a ", "bad", "w", "ord"] {
         let (raw, doc) = frame(json!({"response": p, "done": false}));
-        g.push(raw, doc);
+        g.push(raw, doc).expect("well typed");
         match g.settle(false).await {
             Ok(b) => {
                 all.extend_from_slice(&b);
@@ -110,7 +110,7 @@ async fn fields_have_windows_of_their_own() {
     let mut g = guard_with(SCANNERS, Route::Generate);
     for (r, t) in [("bad", "x"), ("word", "y")] {
         let (raw, doc) = frame(json!({"response": r, "thinking": t, "done": false}));
-        g.push(raw, doc);
+        g.push(raw, doc).expect("well typed");
         if let Err(Blocked(names)) = g.settle(false).await {
             assert_eq!(names, vec!["ban_substrings".to_string()]);
             return;
@@ -127,7 +127,7 @@ async fn interleaved_choices_keep_their_own_text() {
     };
     for (i, c) in [(0, "bad"), (1, "xx"), (0, "word")] {
         let (raw, doc) = chunk(i, c);
-        g.push(raw, doc);
+        g.push(raw, doc).expect("well typed");
         if let Err(Blocked(names)) = g.settle(false).await {
             assert_eq!(names, vec!["ban_substrings".to_string()]);
             return;
@@ -143,7 +143,7 @@ async fn redacted_text_is_scanned_again() {
         Route::Generate,
     );
     let (raw, doc) = frame(json!({"response": "a bad#word", "done": true}));
-    g.push(raw, doc);
+    g.push(raw, doc).expect("well typed");
     assert_eq!(
         g.settle(true).await,
         Err(Blocked(vec!["ban_substrings".into()])),
@@ -158,7 +158,7 @@ async fn redaction_that_never_settles_blocks() {
         Route::Generate,
     );
     let (raw, doc) = frame(json!({"response": "aXb", "done": true}));
-    g.push(raw, doc);
+    g.push(raw, doc).expect("well typed");
     assert_eq!(g.settle(true).await, Err(Blocked(vec!["regex".into()])));
 }
 
@@ -168,7 +168,7 @@ async fn tool_call_argument_keys_and_log_probs_are_scanned() {
     let key = "ghp_aB3dE5gH7jK9mN1pQ3sT5vW7yZ9bC1dE3fG5";
     let (raw, doc) = frame(json!({"message": {"role": "assistant", "content": "",
         "tool_calls": [{"function": {"name": "f", "arguments": {key: "v"}}}]}, "done": true}));
-    g.push(raw, doc);
+    g.push(raw, doc).expect("well typed");
     let out = String::from_utf8(g.settle(true).await.expect("redacts").to_vec()).expect("utf8");
     assert!(!out.contains(key), "{out}");
     assert!(out.contains("[REDACTED_GITHUB_TOKEN]"), "{out}");
@@ -176,7 +176,7 @@ async fn tool_call_argument_keys_and_log_probs_are_scanned() {
     let mut g = guard_with(SCANNERS, Route::Generate);
     let (raw, doc) = frame(json!({"response": "", "done": false,
         "logprobs": [{"token": "bad"}, {"token": "word"}]}));
-    g.push(raw, doc);
+    g.push(raw, doc).expect("well typed");
     assert_eq!(
         g.settle(true).await,
         Err(Blocked(vec!["ban_substrings".into()])),
@@ -188,7 +188,7 @@ async fn tool_call_argument_keys_and_log_probs_are_scanned() {
 async fn context_is_stripped_from_the_final_frame() {
     let mut g = guard_with(SCANNERS, Route::Generate);
     let (raw, doc) = frame(json!({"response": "", "done": true, "context": [1, 2, 3]}));
-    g.push(raw, doc);
+    g.push(raw, doc).expect("well typed");
     let out = g.settle(true).await.expect("passes");
     assert_eq!(&out[..], b"{\"response\":\"\",\"done\":true}\n");
 }
