@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. Installs what the tests need when it is missing
 # (redis-server, which the cache tests spawn on free ports; shellcheck and
-# docker-compose, which check the scripts and compose files), so it works on a
-# fresh machine and in CI (no prompts, no standard input).
+# docker-compose, which check the scripts and compose files; the Python ollama
+# and openai clients, in target/pyclients), so it works on a fresh machine and
+# in CI (no prompts, no standard input).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,7 @@ missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v shellcheck >/dev/null || missing+=(shellcheck)
 command -v curl >/dev/null || missing+=(curl)
+command -v python3 >/dev/null || missing+=(python3 python3-venv)
 if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev/null; then
   missing+=(docker-compose)
 fi
@@ -24,6 +26,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 command -v redis-server >/dev/null || { echo "redis-server is still missing" >&2; exit 1; }
+
+pyclients=target/pyclients
+if ! "$pyclients/bin/python" -c "import ollama, openai" 2>/dev/null; then
+  echo "==> installing the Python ollama and openai clients into $pyclients"
+  python3 -m venv "$pyclients"
+  "$pyclients/bin/pip" install -q --disable-pip-version-check ollama==0.6.3 openai==3.57.0
+fi
 
 echo "==> shellcheck"
 shellcheck run_proxy.sh scripts/*.sh bench/*.sh .ci/run
