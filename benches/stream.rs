@@ -67,7 +67,11 @@ async fn one(client: &reqwest::Client, url: &str, i: usize) -> (Duration, f64, u
     }
     let frames = text.iter().filter(|&&b| b == b'\n').count();
     let first = first.unwrap_or_default();
-    let streaming = started.elapsed().saturating_sub(first).as_secs_f64().max(1e-9);
+    let streaming = started
+        .elapsed()
+        .saturating_sub(first)
+        .as_secs_f64()
+        .max(1e-9);
     (first, frames as f64 / streaming, frames)
 }
 
@@ -88,7 +92,10 @@ async fn main() {
     let refs: Vec<&str> = tokens.iter().map(String::as_str).collect();
     fake.reply_tokens(&refs);
     let (proxy, state) = start(&fake.url).await;
-    let client = reqwest::Client::builder().no_proxy().build().expect("client");
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
     let (mut ttfb, mut rate) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
     let mut frames = [0, 0];
     for i in 0..requests {
@@ -99,9 +106,16 @@ async fn main() {
             frames[t] = n;
         }
     }
-    println!("/api/chat, a 200-chunk streamed reply of prose, {requests} requests each, interleaved");
-    println!("default scanners (output: invisible_text redact, secrets redact, no_refusal report)\n");
-    println!("{:<12} {:>14} {:>16} {:>8}", "target", "ttfb p50 µs", "chunks/s p50", "frames");
+    println!(
+        "/api/chat, a 200-chunk streamed reply of prose, {requests} requests each, interleaved"
+    );
+    println!(
+        "default scanners (output: invisible_text redact, secrets redact, no_refusal report)\n"
+    );
+    println!(
+        "{:<12} {:>14} {:>16} {:>8}",
+        "target", "ttfb p50 µs", "chunks/s p50", "frames"
+    );
     for (t, name) in ["direct", "via proxy"].iter().enumerate() {
         println!(
             "{:<12} {:>14.0} {:>16.0} {:>8}",

@@ -11,7 +11,8 @@
 //! - [`dialect`]: Ollama, OpenAI (chat, completions, Responses) and Anthropic shapes:
 //!   bodies parsed as Ollama parses them, per-route schemas (scan by default, skip
 //!   by exception), joined texts, rewrites, blocks, stream framing.
-//! - [`guard`]: segments to a decision (allow, rewrite, block); streamed-output windows.
+//! - [`guard`]: segments to a decision (allow, rewrite, block); `guard::output`
+//!   guards one reply (a window per field, hold-back, rescans of redacted text).
 //! - [`scan`]: the `Scanner` trait, the registry, the pipeline, one file per scanner.
 //! - [`cache`]: keys, the in-process LRU, single-flight, counters.
 //! - [`upstream`]: the one HTTP client to Ollama.
@@ -21,9 +22,10 @@
 //! what Ollama would read differently) → `Guard::check(Input)` (each segment
 //! through the cache) → `Guard::check_joined` (seams, rendered templates) →
 //! block, or forward the original bytes or the rewritten document to the
-//! route's own path with `Upstream::send` → output scanned whole, or frame by frame by
-//! `proxy::stream` with an `OutputGuard`, the final frame sent only after the
-//! final scan.
+//! route's own path with `Upstream::send` → every string of the reply scanned by a
+//! `ReplyGuard`, whole (`proxy::output`) or frame by frame (`proxy::stream`),
+//! frames sent up to what could still become a match, every early end closed
+//! with the protocol's own frames (`proxy::blocks::Ending`).
 
 pub mod api;
 pub mod cache;
