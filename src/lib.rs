@@ -72,6 +72,11 @@ impl AppState {
     /// Builds the state from a validated config. Needs a Tokio runtime: the
     /// Redis supervisor starts in the background (Redis need not be up).
     pub fn new(config: Config) -> anyhow::Result<Self> {
+        if config.guard.stream.scan_interval_bytes.is_some() {
+            tracing::warn!(
+                "guard.stream.scan_interval_bytes is retired and ignored: streams hold back only what could still become a match"
+            );
+        }
         let metrics = Arc::new(Metrics::new().context("registering metrics")?);
         let cache = VerdictCache::from_config(&config, &metrics).map_err(anyhow::Error::msg)?;
         let guard = Guard::new(&config, Arc::new(cache), metrics.clone())

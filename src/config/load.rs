@@ -223,3 +223,16 @@ mod tests {
         assert!(err.to_string().contains("not valid YAML"));
     }
 }
+
+#[cfg(test)]
+mod retired_keys {
+    use super::load_from;
+
+    #[test]
+    fn a_config_with_the_retired_scan_interval_still_loads() {
+        let yaml = "guard:\n  stream:\n    scan_interval_bytes: 32\n    overlap_bytes: 128\n";
+        let config = load_from(yaml, |_| None).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.guard.stream.scan_interval_bytes, Some(32));
+        assert_eq!(config.guard.stream.overlap_bytes, 128);
+    }
+}
