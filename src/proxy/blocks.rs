@@ -99,7 +99,7 @@ pub struct Ending<'a> {
     pub started: bool,
     /// `stream_options.include_usage` was asked for (OpenAI).
     pub include_usage: bool,
-    /// Text-carrying frames seen from upstream (one token each in Ollama).
+    /// JSON frames seen from upstream (about one token each in Ollama).
     pub chunks: usize,
     /// Anthropic content blocks opened so far (the next block's index).
     pub blocks: u64,
