@@ -24,10 +24,10 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use ollama_guard::AppState;
 use ollama_guard::cache::{CacheKey, KeyParts, VerdictCache};
 use ollama_guard::config::{Config, load_from};
 use ollama_guard::scan::{Direction, Verdict};
-use ollama_guard::{AppState, run};
 use serde_json::json;
 use support::{Sample, percentile, us};
 
@@ -39,12 +39,7 @@ fn config(redis_url: &str, upstream: &str, scanners: &str) -> Config {
 }
 
 async fn start(config: Config) -> (String, AppState) {
-    let state = AppState::new(config).expect("state");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(run(listener, state.clone(), std::future::pending()));
+    let (url, state) = support::serve(config).await;
     wait_for_l2(&state.guard.cache).await;
     (url, state)
 }

@@ -21,7 +21,6 @@ mod support;
 use std::time::{Duration, Instant};
 
 use ollama_guard::config::load_from;
-use ollama_guard::{AppState, run};
 use serde_json::json;
 use support::{Sample, arg, header, row};
 
@@ -70,13 +69,7 @@ const NO_SCANNERS: &str = "cache: {backend: memory}\nscanners: {input: [], outpu
 async fn start(yaml: &str, upstream: &str) -> String {
     let config =
         load_from(yaml, |k| (k == "OLLAMA_URL").then(|| upstream.to_string())).expect("config");
-    let state = AppState::new(config).expect("state");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(run(listener, state, std::future::pending()));
-    url
+    support::serve(config).await.0
 }
 
 #[tokio::main]

@@ -15,11 +15,12 @@ mod fake_compat;
 #[path = "../tests/common/fake_ollama.rs"]
 #[allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod fake_ollama;
+mod support;
 
 use std::time::{Duration, Instant};
 
+use ollama_guard::AppState;
 use ollama_guard::config::load_from;
-use ollama_guard::{AppState, run};
 use serde_json::json;
 
 const PROSE: &str = "The sky looks blue on a clear day because air scatters short \
@@ -43,13 +44,7 @@ async fn start(upstream: &str) -> (String, AppState) {
     let yaml = "cache: {backend: memory}\n";
     let config =
         load_from(yaml, |k| (k == "OLLAMA_URL").then(|| upstream.to_string())).expect("config");
-    let state = AppState::new(config).expect("state");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(run(listener, state.clone(), std::future::pending()));
-    (url, state)
+    support::serve(config).await
 }
 
 /// Time to the first chunk, and text frames per second over the stream.

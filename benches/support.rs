@@ -126,3 +126,20 @@ pub fn row(name: &str, s: &Sample) {
         s.errors
     );
 }
+
+/// An ollama-guard serving `config` in this process on a free port: its
+/// URL and state.
+#[allow(clippy::expect_used, reason = "a benchmark that cannot set up stops")]
+pub async fn serve(config: ollama_guard::config::Config) -> (String, ollama_guard::AppState) {
+    let state = ollama_guard::AppState::new(config).expect("state");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(ollama_guard::run(
+        listener,
+        state.clone(),
+        std::future::pending(),
+    ));
+    (url, state)
+}

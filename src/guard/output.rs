@@ -451,11 +451,6 @@ impl ReplyGuard {
         let framing = self.framing;
         Ok(deep(doc.depth, || framing.reencode(&frame.raw, &doc.value)))
     }
-
-    /// Whether text is held that is not sent yet.
-    pub fn holding(&self) -> bool {
-        !self.frames.is_empty()
-    }
 }
 
 /// Names of the scanners whose findings redact.

@@ -103,26 +103,22 @@ where
             };
             let mut unreadable = None;
             for raw in frames {
-                match framing.decode(&raw) {
-                    Ok(Payload::Json(doc)) => {
+                let taken = framing.decode(&raw).and_then(|payload| match payload {
+                    Payload::Json(doc) => {
                         progress.saw(&doc.value, route);
-                        match guard.push(raw.clone(), doc) {
-                            Ok(last) => final_seen |= last,
-                            Err(e) if guard.fail_mode() == FailMode::Open => {
-                                tracing::warn!(route = route.path(), error = %e, "unreadable stream frame passed unscanned (fail_mode: open)");
-                                guard.push_opaque(raw);
-                            }
-                            Err(e) => {
-                                unreadable = Some(e);
-                                break;
-                            }
-                        }
+                        guard.push(raw.clone(), doc)
                     }
-                    Ok(Payload::Done) => {
-                        final_seen = true;
-                        guard.push_opaque(raw);
+                    Payload::Done => {
+                        guard.push_opaque(raw.clone());
+                        Ok(true)
                     }
-                    Ok(Payload::Empty) => guard.push_opaque(raw),
+                    Payload::Empty => {
+                        guard.push_opaque(raw.clone());
+                        Ok(false)
+                    }
+                });
+                match taken {
+                    Ok(last) => final_seen |= last,
                     Err(e) if guard.fail_mode() == FailMode::Open => {
                         tracing::warn!(route = route.path(), error = %e, "unreadable stream frame passed unscanned (fail_mode: open)");
                         guard.push_opaque(raw);
