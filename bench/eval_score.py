@@ -54,15 +54,31 @@ def row(scanner, dataset, tpr, fpr, precision, per_sec, note=""):
 print(f"{'scanner':<17} {'data set':<28} {'TPR':>6} {'FPR':>6} {'precision':>9} {'scans/s':>11}")
 
 def prompt_injection():
-    # Prompt injection: the test splits, once, at the shipped threshold.
-    for dataset in ["pi_slabs_test.jsonl", "pi_neuralchemy_test.jsonl"]:
-        rows = load(dataset)
-        reports = scan("[{type: prompt_injection}]", rows)
-        tp = sum(1 for x, r in zip(rows, reports) if x["label"] == 1 and not r["allowed"])
-        fp = sum(1 for x, r in zip(rows, reports) if x["label"] == 0 and not r["allowed"])
-        pos = sum(1 for x in rows if x["label"] == 1)
-        neg = len(rows) - pos
-        row("prompt_injection", dataset.removesuffix(".jsonl"), rate(tp, pos), rate(fp, neg), rate(tp, tp + fp), speed(reports), f"n={len(rows)}")
+    # Prompt injection: the held-out test split (bench/pi_data.py), once, at
+    # the shipped threshold. One run gives the scanner's verdict and each
+    # part's score (rules, classifier), so all three rows share the texts.
+    rows = load("pi_test.jsonl")
+    reports = scan("[{type: prompt_injection}]", rows)
+    parts = [r["scanners"][0].get("parts", {}) for r in reports]
+    judges = {
+        "rules + classifier": [not r["allowed"] for r in reports],
+        "rules alone": [p.get("rules", 0) >= 0.75 for p in parts],
+        "classifier alone": [p.get("classifier", 0) >= 0.75 for p in parts],
+    }
+    labels = [x["label"] for x in rows]
+    for judge, flagged in judges.items():
+        tp = sum(1 for f, y in zip(flagged, labels) if f and y == 1)
+        fp = sum(1 for f, y in zip(flagged, labels) if f and y == 0)
+        pos = sum(labels)
+        row("prompt_injection", f"test / {judge}", rate(tp, pos), rate(fp, len(rows) - pos), rate(tp, tp + fp), speed(reports), f"n={len(rows)}")
+    flagged = judges["rules + classifier"]
+    for source in sorted({x["source"] for x in rows}):
+        idx = [i for i, x in enumerate(rows) if x["source"] == source]
+        pos = [i for i in idx if labels[i] == 1]
+        neg = [i for i in idx if labels[i] == 0]
+        tpr = rate(sum(flagged[i] for i in pos), len(pos))
+        fpr = rate(sum(flagged[i] for i in neg), len(neg))
+        row("prompt_injection", f"  {source}", tpr, fpr, float("nan"), speed([reports[i] for i in idx]), f"{len(pos)} attacks, {len(neg)} benign")
 
 
 def pii():

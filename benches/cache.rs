@@ -2,7 +2,8 @@
 //! benchmark starts on a free port:
 //! 1. lookup time of an L1 hit and of an L2 hit (Redis GET + PTTL);
 //! 2. end-to-end `/api/chat` latency when the verdict is a miss (a 200 ms
-//!    scanner runs), an L1 hit, and an L2 hit (scanned by another instance);
+//!    scanner runs; then the prompt_injection classifier), an L1 hit, and an
+//!    L2 hit (scanned by another instance);
 //! 3. requests per second with Redis up, then while Redis is SIGSTOPped.
 //!
 //! `cargo bench --bench cache` (or `bench/cache.sh`); `-- --requests N` sets
@@ -129,28 +130,33 @@ async fn chat(client: &reqwest::Client, url: &str, text: &str) -> (Duration, Str
     (started.elapsed(), tier)
 }
 
-async fn end_to_end(redis_url: &str, upstream: &str, client: &reqwest::Client) {
-    let costly = "scanners:\n  input: [{type: delay, millis: 200}]\n  output: []\n";
-    let (a, _) = start(config(redis_url, upstream, costly)).await;
-    let (b, _) = start(config(redis_url, upstream, costly)).await;
+async fn end_to_end(
+    redis_url: &str,
+    upstream: &str,
+    client: &reqwest::Client,
+    (title, scanner, prompt): (&str, &str, &str),
+) {
+    let costly = format!("scanners:\n  input: [{scanner}]\n  output: []\n");
+    let (a, _) = start(config(redis_url, upstream, &costly)).await;
+    let (b, _) = start(config(redis_url, upstream, &costly)).await;
     let (mut miss, mut l1, mut l2) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..30 {
-        let (t, tier) = chat(client, &a, &format!("miss {i}")).await;
+        let (t, tier) = chat(client, &a, &format!("{prompt} ({i})")).await;
         assert_eq!(tier, "miss");
         miss.push(t);
     }
     for _ in 0..2000 {
-        let (t, tier) = chat(client, &a, "miss 0").await;
+        let (t, tier) = chat(client, &a, &format!("{prompt} (0)")).await;
         assert_eq!(tier, "hit-l1");
         l1.push(t);
     }
     tokio::time::sleep(Duration::from_millis(200)).await; // background L2 writes land
     for i in 0..30 {
-        let (t, tier) = chat(client, &b, &format!("miss {i}")).await;
+        let (t, tier) = chat(client, &b, &format!("{prompt} ({i})")).await;
         assert_eq!(tier, "hit-l2");
         l2.push(t);
     }
-    println!("\n2. end to end, /api/chat non-streamed, one client, a 200 ms input scanner");
+    println!("\n2. end to end, /api/chat non-streamed, one client, {title}");
     stats("miss (scanner runs)", miss);
     stats("L1 hit", l1);
     stats("L2 hit (scanned by the other instance)", l2);
@@ -219,7 +225,33 @@ async fn main() {
         .build()
         .expect("client");
     lookups(&redis.url(), &fake.url).await;
-    end_to_end(&redis.url(), &fake.url, &client).await;
+    end_to_end(
+        &redis.url(),
+        &fake.url,
+        &client,
+        (
+            "a 200 ms input scanner",
+            "{type: delay, millis: 200}",
+            "miss",
+        ),
+    )
+    .await;
+    // The shipped classifier (needs ./scripts/fetch-models.sh): what a miss
+    // costs with it, and what the cache saves.
+    let question = "Could you explain, in a few paragraphs, how the tides depend on the moon and \
+                    the sun, why there are two high tides a day in most places, and why some \
+                    harbours see much larger tidal ranges than others?";
+    end_to_end(
+        &redis.url(),
+        &fake.url,
+        &client,
+        (
+            "prompt_injection with its classifier, a 240-character question",
+            "{type: prompt_injection}",
+            question,
+        ),
+    )
+    .await;
     throughput(
         &redis,
         &fake.url,

@@ -92,7 +92,12 @@ fn main() {
         .build()
         .unwrap();
     let config = Config::default();
-    let pipeline = build_pipeline("scanners.input", &config.scanners.input).unwrap();
+    let pipeline = build_pipeline(
+        "scanners.input",
+        &config.scanners.input,
+        &config.guard.models(),
+    )
+    .unwrap();
     let seams = pipeline.for_seams();
     // The first scan loads the injection model; keep that out of the figures.
     rt.block_on(pipeline.scan("warm up")).unwrap();

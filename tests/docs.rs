@@ -21,6 +21,6 @@ fn readme_starts_with_the_two_setup_commands() {
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let head: String = readme.lines().take(30).collect::<Vec<_>>().join("\n");
-    assert!(head.contains("cargo run --release"), "{head}");
+    assert!(head.contains("./run_proxy.sh run"), "{head}");
     assert!(head.contains("./scripts/test.sh"), "{head}");
 }

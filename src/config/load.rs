@@ -98,6 +98,7 @@ fn section<T: DeserializeOwned + Default>(
 fn scanner_list(
     list: &str,
     value: Option<Value>,
+    models: &crate::scan::classifier::Setup,
     problems: &mut Vec<String>,
 ) -> Option<Vec<ScannerSpec>> {
     let items = match value? {
@@ -125,7 +126,7 @@ fn scanner_list(
         // `validate()` would number the readable entries from 0; check them
         // here with their place in the file, and keep the default list.
         for (i, spec) in &specs {
-            if let Err(e) = spec.build() {
+            if let Err(e) = spec.build(models) {
                 problems.push(format!("scanners.{list}[{i}] ({}): {e}", spec.kind()));
             }
         }
@@ -147,10 +148,20 @@ fn typed(mut tree: Map<String, Value>, problems: &mut Vec<String>) -> Config {
     if let Some(scanners) = tree.remove("scanners") {
         match scanners {
             Value::Object(mut lists) => {
-                if let Some(input) = scanner_list("input", lists.remove("input"), problems) {
+                if let Some(input) = scanner_list(
+                    "input",
+                    lists.remove("input"),
+                    &config.guard.models(),
+                    problems,
+                ) {
                     config.scanners.input = input;
                 }
-                if let Some(output) = scanner_list("output", lists.remove("output"), problems) {
+                if let Some(output) = scanner_list(
+                    "output",
+                    lists.remove("output"),
+                    &config.guard.models(),
+                    problems,
+                ) {
                     config.scanners.output = output;
                 }
                 problems.extend(

@@ -119,10 +119,20 @@ pub struct GuardConfig {
     /// Send `_debug_info` (the rendered prompt of `_debug_render_only`)
     /// back to the client, scanned like all output; stripped otherwise.
     pub allow_debug_info: bool,
+    /// Where `scripts/fetch-models.sh` put the model files (relative paths
+    /// start at the working directory).
+    pub models_dir: String,
+    /// Cores one classifier inference may use; 0: all of them.
+    pub model_threads: usize,
     pub stream: StreamConfig,
 }
 
 impl GuardConfig {
+    /// Where model-running scanners find their files.
+    pub fn models(&self) -> crate::scan::classifier::Setup {
+        crate::scan::classifier::Setup::new(&self.models_dir, self.model_threads)
+    }
+
     /// What requests may carry besides text.
     pub fn allowed(&self) -> crate::dialect::request::Allowed {
         crate::dialect::request::Allowed {
@@ -157,6 +167,8 @@ impl Default for GuardConfig {
             allow_context: false,
             allow_templates: false,
             allow_debug_info: false,
+            models_dir: "models".into(),
+            model_threads: 0,
             stream: StreamConfig::default(),
         }
     }

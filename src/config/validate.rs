@@ -88,7 +88,7 @@ impl Config {
             ("scanners.input", &self.scanners.input),
             ("scanners.output", &self.scanners.output),
         ] {
-            if let Err(problems) = build_pipeline(list, specs) {
+            if let Err(problems) = build_pipeline(list, specs, &self.guard.models()) {
                 p.extend(problems);
             }
         }

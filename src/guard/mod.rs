@@ -62,7 +62,7 @@ impl Guard {
         metrics: Arc<Metrics>,
     ) -> Result<Self, Vec<String>> {
         let policy = |direction, list: &str, specs| -> Result<Policy, Vec<String>> {
-            let pipeline = build_pipeline(list, specs)?;
+            let pipeline = build_pipeline(list, specs, &config.guard.models())?;
             let fingerprint = policy_fingerprint(specs);
             Ok(Policy {
                 direction,

@@ -178,6 +178,7 @@ impl Scanner for BanSubstrings {
                 score: 1.0,
                 reason: format!("banned substring #{}", m.pattern().as_usize() + 1),
                 placeholder: self.placeholder.clone(),
+                part: None,
             })
             .collect();
         Ok(found)

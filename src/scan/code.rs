@@ -154,6 +154,7 @@ impl Scanner for Code {
                     score: 1.0,
                     reason: format!("{} code block", lang.unwrap_or("unknown")),
                     placeholder: "[CODE_REMOVED]".into(),
+                    part: None,
                 });
             }
         }

@@ -118,6 +118,7 @@ impl Scanner for InvisibleText {
                     score: 1.0,
                     reason: format!("invisible {class} character U+{:04X}", c as u32),
                     placeholder: String::new(),
+                    part: None,
                 });
             }
             // A selector is not a base: `a` + VS + VS is two hidden bytes.

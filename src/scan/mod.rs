@@ -7,9 +7,9 @@
 //! block, redact and report behaviour without writing it again.
 
 mod ban_substrings;
+pub mod classifier;
 mod code;
 mod delay;
-pub mod injection_model;
 pub mod invisible_text;
 mod language;
 mod no_refusal;
@@ -85,6 +85,9 @@ pub struct Match {
     pub reason: String,
     /// Replacement used when this match is redacted.
     pub placeholder: String,
+    /// Which of a scanner's judges this is, when it has several (e.g.
+    /// `rules` and `classifier`): reports give each part's best score.
+    pub part: Option<&'static str>,
 }
 
 impl Match {
@@ -95,6 +98,15 @@ impl Match {
             score,
             reason: reason.into(),
             placeholder: String::new(),
+            part: None,
+        }
+    }
+
+    /// This match, as the judgement of part `name`.
+    pub fn part(self, name: &'static str) -> Self {
+        Self {
+            part: Some(name),
+            ..self
         }
     }
 }

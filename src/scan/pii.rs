@@ -241,6 +241,7 @@ impl Scanner for Pii {
                     score: 1.0,
                     reason: format!("{} found", entity.tag().to_lowercase().replace('_', " ")),
                     placeholder: format!("[{}_#]", entity.tag()),
+                    part: None,
                 });
             }
         }

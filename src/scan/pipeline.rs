@@ -2,6 +2,7 @@
 //! stops at the first block, and folds their matches into a [`Verdict`]
 //! according to each scanner's mode.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,6 +26,10 @@ pub struct Configured {
 pub struct Run {
     pub scanner: String,
     pub score: f32,
+    /// Each part's best score, for scanners with several judges
+    /// (`prompt_injection`: `rules`, `classifier`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub parts: BTreeMap<&'static str, f32>,
     #[serde(rename = "micros", serialize_with = "as_micros")]
     pub took: Duration,
 }
@@ -112,9 +117,17 @@ impl Pipeline {
                 message,
             })?;
             let best = matches.iter().map(|m| m.score).fold(0.0, f32::max);
+            let mut parts = BTreeMap::new();
+            for m in &matches {
+                if let Some(part) = m.part {
+                    let score = parts.entry(part).or_insert(0.0f32);
+                    *score = score.max(m.score);
+                }
+            }
             runs.push(Run {
                 scanner: c.name.clone(),
                 score: best,
+                parts,
                 took: started.elapsed(),
             });
             for m in matches.into_iter().filter(|m| m.score >= c.threshold) {
@@ -171,6 +184,7 @@ mod tests {
                     score: 1.0,
                     reason: "word".into(),
                     placeholder: "[W]".into(),
+                    part: None,
                 })
                 .collect())
         }

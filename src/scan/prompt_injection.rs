@@ -3,19 +3,25 @@
 //! injection, and encoded payloads (base64, hex, rot13 runs that decode to
 //! such text). The text is folded first (see `normalize.rs`) so leetspeak,
 //! look-alike letters and spaced-out words do not evade the rules. The score
-//! is the highest of the rule families and the learned model
-//! (`injection_model.rs`); `threshold` decides what counts.
+//! is the higher of the rule families and the transformer classifier
+//! (`classifier/`), whose probability is scaled so that its validated
+//! threshold lands on [`FLAG_SCORE`]; `threshold` decides what counts.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use base64::Engine;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use super::injection_model::{FLAG_SCORE, Model, applies};
+use super::classifier::{Classifier, Setup};
 use super::normalize::fold;
-use super::{Match, Mode, Scanner, builtin_regex, builtin_regex_set};
+use super::{Cost, Match, Mode, Scanner, builtin_regex, builtin_regex_set};
+
+/// The score at which `prompt_injection` flags by default: rule matches
+/// score at least this, and so does the classifier at its validated
+/// threshold.
+pub const FLAG_SCORE: f32 = 0.75;
 
 /// `{type: prompt_injection, threshold: 0.75}`
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -27,8 +33,13 @@ pub struct Config {
     /// text is flagged when a rule fires or the model crosses the point it
     /// was validated at (see the README's accuracy section).
     pub threshold: f32,
-    /// Use the learned model besides the rules.
+    /// Use the transformer classifier besides the rules (false: rules
+    /// alone, microseconds per text).
     pub use_model: bool,
+    /// Longest text the classifier reads, in windows of 126 word pieces
+    /// (256: about 25,000 pieces, 100 KB of English). A longer text is a
+    /// scanner error, so `guard.fail_mode` decides; it is never cut short.
+    pub max_windows: usize,
 }
 
 impl Default for Config {
@@ -38,20 +49,29 @@ impl Default for Config {
             mode: Mode::Block,
             threshold: FLAG_SCORE,
             use_model: true,
+            max_windows: 256,
         }
     }
 }
 
 impl Config {
-    pub fn build(&self) -> Result<PromptInjection, String> {
+    pub fn build(&self, models: &Setup) -> Result<PromptInjection, String> {
         if !(0.0..=1.0).contains(&self.threshold) {
             return Err(format!(
                 "threshold must be within 0..1, got {}",
                 self.threshold
             ));
         }
+        if self.max_windows == 0 {
+            return Err("max_windows must be at least 1".into());
+        }
+        let classifier = match self.use_model {
+            true => Some(Classifier::shared(models)?),
+            false => None,
+        };
         Ok(PromptInjection {
-            use_model: self.use_model,
+            classifier,
+            max_windows: self.max_windows,
         })
     }
 }
@@ -83,7 +103,13 @@ const FAMILY_SPECS: &[(&str, f32, &str)] = &[
     (
         "jailbreak persona",
         0.95,
-        r"\b(dan|do anything now|developer mode|dev mode|god mode|jailbreak\w*|jail broken|aim mode|stan|dude mode|evil (ai|assistant|bot|mode)|unfiltered (ai|mode|assistant)|uncensored (ai|mode|assistant|version)|unrestricted (ai|mode|assistant))\b",
+        r"\b(do anything now|developer mode|dev mode|god mode|jailbreak\w*|jail broken|aim mode|(dan|stan|dude) (mode|prompt)|evil (ai|assistant|bot|mode)|unfiltered (ai|mode|assistant)|uncensored (ai|mode|assistant|version)|unrestricted (ai|mode|assistant))\b",
+    ),
+    // DAN, STAN and DUDE as personas, not as people called Dan or Stan.
+    (
+        "jailbreak persona",
+        0.95,
+        r"\b(you are|you re|youre|act as|acting as|pretend to be|become|play|answer as|respond as|stay)( now| a| an| in character as)? (dan|stan|dude)\b|\b(dan|stan|dude)( mode)? (enabled|activated|jailbreak)\b|\bas (dan|stan|dude)[,:]",
     ),
     (
         "jailbreak persona",
@@ -98,7 +124,7 @@ const FAMILY_SPECS: &[(&str, f32, &str)] = &[
     (
         "system prompt extraction",
         0.95,
-        r"\b(reveal|show|print|display|repeat|output|tell|give|share|leak|dump|recite|write out|spell out|list)\b(\s\w+){0,5}?\s(system|initial|original|hidden|secret|internal|developer|pre ?prompt|starting|first)\s(prompt|instructions?|message|rules|guidelines|configuration|directives?)\b",
+        r"\b(reveal|show|print|display|repeat|output|tell|give|share|leak|dump|recite|write out|spell out|list)\b(\s\w+){0,5}?\s((system|hidden|secret|internal|developer|pre ?prompt)\s(prompt|instructions?|message|rules|guidelines|configuration|directives?)|(initial|original|starting|first)\s(prompt|instructions?|directives?))\b",
     ),
     (
         "system prompt extraction",
@@ -145,7 +171,8 @@ fn encoded_runs() -> &'static Regex {
 }
 
 pub struct PromptInjection {
-    use_model: bool,
+    classifier: Option<Arc<Classifier>>,
+    max_windows: usize,
 }
 
 /// The best rule match over a folded text: (score, family).
@@ -210,15 +237,14 @@ fn rot13(text: &str) -> String {
         .collect()
 }
 
-/// (score, why) for a text, with `model` if given: the highest of the rules
-/// and the model's calibrated score.
-pub fn judge(text: &str, model: Option<&Model>) -> (f32, String) {
-    let folded = fold(text);
-    let (score, why) = rule_score_folded(text, &folded);
-    let model = model.filter(|_| applies(&folded));
-    match model.map(|m| m.calibrated(m.score(&folded))) {
-        Some(p) if p > score => (p, "learned model".into()),
-        _ => (score, why),
+/// The classifier's probability on the flagging scale: its validated
+/// `threshold` maps to [`FLAG_SCORE`], 0 and 1 stay put, linear between.
+pub fn calibrated(p: f32, threshold: f32) -> f32 {
+    let p = p.clamp(0.0, 1.0);
+    if p < threshold {
+        p / threshold * FLAG_SCORE
+    } else {
+        FLAG_SCORE + (p - threshold) / (1.0 - threshold).max(f32::EPSILON) * (1.0 - FLAG_SCORE)
     }
 }
 
@@ -249,16 +275,33 @@ fn rule_score_folded(text: &str, folded: &str) -> (f32, String) {
 
 #[async_trait]
 impl Scanner for PromptInjection {
+    fn cost(&self) -> Cost {
+        match self.classifier {
+            Some(_) => Cost::Expensive,
+            None => Cost::Cheap,
+        }
+    }
+
     fn can_redact(&self) -> bool {
         false
     }
 
+    /// The rules' judgement (part `rules`, when one fires) and the
+    /// classifier's (part `classifier`, on every text long enough for it,
+    /// so reports show its score).
     async fn scan(&self, text: &str) -> Result<Vec<Match>, String> {
-        let (score, why) = judge(text, self.use_model.then(Model::embedded));
-        if score <= 0.0 {
-            return Ok(Vec::new());
+        let (score, why) = rule_score(text);
+        let mut found = Vec::with_capacity(2);
+        if score > 0.0 {
+            found.push(Match::judgement(score, why).part("rules"));
         }
-        Ok(vec![Match::judgement(score, why)])
+        if let Some(c) = &self.classifier
+            && let Some(p) = c.probability(text, self.max_windows).await?
+        {
+            let reason = format!("classifier (probability {p:.4})");
+            found.push(Match::judgement(calibrated(p, c.threshold()), reason).part("classifier"));
+        }
+        Ok(found)
     }
 }
 

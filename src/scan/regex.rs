@@ -71,6 +71,7 @@ impl Scanner for RegexScanner {
                     score: 1.0,
                     reason: format!("pattern #{} matched", i + 1),
                     placeholder: self.placeholder.clone(),
+                    part: None,
                 });
             }
         }

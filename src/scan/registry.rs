@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::classifier::Setup;
 use super::pipeline::{Configured, Pipeline};
 use super::{
     Mode, Scanner, ban_substrings, code, delay, invisible_text, language, no_refusal, pii,
@@ -79,13 +80,14 @@ impl ScannerSpec {
     }
 
     /// Builds the scanner, or says what is wrong with its options.
-    pub fn build(&self) -> Result<Configured, String> {
+    /// `models` is where scanners that run a model find it.
+    pub fn build(&self, models: &Setup) -> Result<Configured, String> {
         let scanner: Arc<dyn Scanner> = match self {
             Self::BanSubstrings(c) => Arc::new(c.build()?),
             Self::Regex(c) => Arc::new(c.build()?),
             Self::InvisibleText(c) => Arc::new(c.build()?),
             Self::Delay(c) => Arc::new(c.build()?),
-            Self::PromptInjection(c) => Arc::new(c.build()?),
+            Self::PromptInjection(c) => Arc::new(c.build(models)?),
             Self::Secrets(c) => Arc::new(c.build()?),
             Self::Pii(c) => Arc::new(c.build()?),
             Self::Toxicity(c) => Arc::new(c.build()?),
@@ -116,11 +118,15 @@ impl ScannerSpec {
 
 /// Builds a pipeline from a list of specs; each problem is reported with the
 /// index of the entry (`scanners.input[2]: ...`).
-pub fn build_pipeline(list: &str, specs: &[ScannerSpec]) -> Result<Pipeline, Vec<String>> {
+pub fn build_pipeline(
+    list: &str,
+    specs: &[ScannerSpec],
+    models: &Setup,
+) -> Result<Pipeline, Vec<String>> {
     let mut built = Vec::with_capacity(specs.len());
     let mut problems = Vec::new();
     for (i, spec) in specs.iter().enumerate() {
-        match spec.build() {
+        match spec.build(models) {
             Ok(c) => built.push(c),
             Err(e) => problems.push(format!("{list}[{i}] ({}): {e}", spec.kind())),
         }
@@ -136,6 +142,10 @@ pub fn build_pipeline(list: &str, specs: &[ScannerSpec]) -> Result<Pipeline, Vec
 mod tests {
     use super::*;
 
+    fn models() -> Setup {
+        Setup::new("models", 0)
+    }
+
     fn parse(yaml: &str) -> ScannerSpec {
         serde_saphyr::from_str(yaml).expect("valid scanner yaml")
     }
@@ -143,10 +153,12 @@ mod tests {
     #[test]
     fn yaml_entries_become_named_scanners() {
         let spec = parse("type: ban_substrings\nsubstrings: [x]\nname: words\nmode: report\n");
-        let built = spec.build().expect("builds");
+        let built = spec.build(&models()).expect("builds");
         assert_eq!(built.name, "words");
         assert_eq!(built.mode, Mode::Report);
-        let default_name = parse("type: invisible_text\n").build().expect("builds");
+        let default_name = parse("type: invisible_text\n")
+            .build(&models())
+            .expect("builds");
         assert_eq!(default_name.name, "invisible_text");
     }
 
@@ -163,7 +175,7 @@ mod tests {
             parse("type: invisible_text\n"),
             parse("type: ban_substrings\nsubstrings: []\n"),
         ];
-        let problems = build_pipeline("scanners.input", &specs)
+        let problems = build_pipeline("scanners.input", &specs, &models())
             .err()
             .unwrap_or_default();
         assert_eq!(problems.len(), 2, "{problems:?}");

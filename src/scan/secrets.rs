@@ -366,6 +366,7 @@ impl Scanner for Secrets {
                     score: 1.0,
                     reason: rule.what.to_string(),
                     placeholder: format!("[REDACTED_{}]", rule.tag),
+                    part: None,
                 });
             }
         }

@@ -147,6 +147,7 @@ impl Scanner for Urls {
                     score: 1.0,
                     reason: why,
                     placeholder: "[URL_#]".into(),
+                    part: None,
                 })
             })
             .collect())
