@@ -9,10 +9,10 @@ classifier/windows.rs: 126 word pieces between [CLS] and [SEP], stride 96),
 embedded with the same ONNX graph and runtime, and every window is one
 training example with its text's label. A text's score is the highest of its
 windows' scores; texts of fewer than MIN_PIECES word pieces with a letter or
-digit ("ok", "thanks", "yes please") are not judged (score 0: the rules
+digit (`[UNK]` is none) ("ok", "thanks", "yes please") are not judged (score 0: the rules
 alone decide them), as in the scanner. Candidates: logistic regression, a one-hidden-layer MLP, and
 jailguard 0.1.2's MLP as shipped; the one with the best validation TPR at a
-validation FPR of at most 0.5% wins, and that threshold ships with it. The
+validation FPR of at most 0.75% wins, and that threshold ships with it. The
 test split is not read here.
 """
 import hashlib
@@ -27,7 +27,7 @@ from tokenizers import Tokenizer
 
 data, models, jailguard_path, out_path = (Path(a) for a in sys.argv[1:5])
 WINDOW, STRIDE, CLS, SEP = 126, 96, 101, 102
-TARGET_FPR = 0.005
+TARGET_FPR = 0.0075
 # One- and two-word texts say too little for the classifier: in the public
 # training data most of them are attack fragments ("Skip safety"), which
 # teaches it to flag "thanks" and "ok".
@@ -57,7 +57,7 @@ def windows(text):
 
 def judged(text):
     tokens = tok.encode(text, add_special_tokens=False).tokens
-    return sum(any(c.isalnum() for c in t) for t in tokens) >= MIN_PIECES
+    return sum(t != "[UNK]" and any(c.isalnum() for c in t) for t in tokens) >= MIN_PIECES
 
 
 def embed(rows, name):
@@ -172,6 +172,7 @@ candidates = {
                                           [np.array(jg["w_out"], np.float32), np.array(jg["b_out"], np.float32)]],
     "logistic regression": train(x_train, y_train, 0, val_scores),
     "MLP 384-256-1": train(x_train, y_train, 256, val_scores),
+    "MLP 384-512-1": train(x_train, y_train, 512, val_scores),
 }
 results = {}
 for name, layers in candidates.items():

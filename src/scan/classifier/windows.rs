@@ -9,7 +9,8 @@ use tokenizers::Tokenizer;
 pub struct Cut {
     /// Token ids of each window, `[CLS] ... [SEP]`.
     pub windows: Vec<Vec<i64>>,
-    /// Word pieces with a letter or digit in them (punctuation aside).
+    /// Word pieces with a letter or digit in them (punctuation, emoji and
+    /// other `[UNK]` pieces aside).
     pub wordy: usize,
 }
 
@@ -20,7 +21,7 @@ pub fn cut(tokenizer: &Tokenizer, text: &str, window: usize, stride: usize) -> R
     let wordy = encoding
         .get_tokens()
         .iter()
-        .filter(|t| t.chars().any(char::is_alphanumeric))
+        .filter(|t| *t != "[UNK]" && t.chars().any(char::is_alphanumeric))
         .count();
     Ok(Cut {
         windows: split(encoding.get_ids(), ids(tokenizer)?, window, stride),
