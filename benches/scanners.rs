@@ -89,7 +89,7 @@ async fn main() {
         "DEFAULT INPUT PIPELINE",
         &time(&all, &text, runs("prompt_injection")).await,
     );
-    let others = "[{type: toxicity}, {type: token_limit, max_tokens: 512}, {type: language}, {type: code}, {type: urls}, {type: ban_substrings, substrings: [a, b, c]}, {type: regex, patterns: ['\\d{3}-\\d{4}']}]";
+    let others = "[{type: prompt_injection, use_model: false}, {type: toxicity}, {type: token_limit, max_tokens: 512}, {type: language}, {type: code}, {type: urls}, {type: ban_substrings, substrings: [a, b, c]}, {type: regex, patterns: ['\\d{3}-\\d{4}']}]";
     let specs: Vec<ScannerSpec> = serde_saphyr::from_str(others).expect("specs");
     for spec in &specs {
         let p = build_pipeline("bench", std::slice::from_ref(spec), &models).expect("scanner");
