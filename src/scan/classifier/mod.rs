@@ -78,6 +78,9 @@ impl Classifier {
             .and_then(|b| Ok(b.with_optimization_level(GraphOptimizationLevel::All)?))
             .and_then(|b| Ok(b.with_intra_threads(threads)?))
             .and_then(|b| Ok(b.with_inter_threads(1)?))
+            // Idle inference threads sleep rather than spin: the cores are
+            // shared with the proxy's own workers.
+            .and_then(|b| Ok(b.with_intra_op_spinning(false)?))
             .and_then(|mut b| b.commit_from_file(model))
             .map_err(|e| format!("cannot load {}: {e}: {FIX}", model.display()))?;
         let mut tokenizer = tokenizers::Tokenizer::from_file(&files.tokenizer)

@@ -44,7 +44,15 @@ async fn injections_score_above_the_threshold_and_questions_below() {
 #[tokio::test]
 async fn one_and_two_word_texts_are_left_to_the_rules() {
     let c = classifier();
-    for short in ["", "ok", "thanks", "yes please", "cool, thanks!", "hi :)", "I ❤️ Rust 👨‍💻"] {
+    for short in [
+        "",
+        "ok",
+        "thanks",
+        "yes please",
+        "cool, thanks!",
+        "hi :)",
+        "I ❤️ Rust 👨‍💻",
+    ] {
         let p = c.probability(short, 256).await.expect("scores");
         assert_eq!(p, None, "{short:?} was judged");
     }
