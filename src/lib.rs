@@ -13,7 +13,9 @@
 //!   by exception), joined texts, rewrites, blocks, stream framing.
 //! - [`guard`]: segments to a decision (allow, rewrite, block); `guard::output`
 //!   guards one reply (a window per field, hold-back, rescans of redacted text).
-//! - [`scan`]: the `Scanner` trait, the registry, the pipeline, one file per scanner.
+//! - [`scan`]: the `Scanner` trait, the registry, the pipeline, one file per scanner;
+//!   `scan::classifier` runs `prompt_injection`'s transformer (ONNX Runtime) on a
+//!   thread of its own.
 //! - [`cache`]: keys, the in-process LRU, single-flight, counters.
 //! - [`upstream`]: the one HTTP client to Ollama.
 //! - [`error`]: the request-path error type and its native error shapes.

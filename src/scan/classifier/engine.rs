@@ -5,8 +5,6 @@
 //! fewer, fuller inference calls. A text whose caller has gone (client left,
 //! timeout) is dropped before its turn, and a long text between batches.
 
-use std::sync::Arc;
-
 use ort::session::Session;
 use ort::value::Tensor;
 use tokenizers::Tokenizer;
@@ -174,9 +172,6 @@ fn batch_len(sorted: &[(usize, Vec<i64>)], max: usize) -> usize {
     }
     sorted.len().min(max.max(1))
 }
-
-/// Shared by the scanners that use one models directory.
-pub type Queue = Arc<mpsc::Sender<Job>>;
 
 #[cfg(test)]
 mod tests {

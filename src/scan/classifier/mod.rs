@@ -45,7 +45,7 @@ impl Setup {
 }
 
 pub struct Classifier {
-    queue: engine::Queue,
+    queue: tokio::sync::mpsc::Sender<engine::Job>,
     head: &'static Head,
 }
 
@@ -96,10 +96,7 @@ impl Classifier {
             batch: setup.batch.max(1),
         }
         .spawn()?;
-        Ok(Classifier {
-            queue: Arc::new(queue),
-            head,
-        })
+        Ok(Classifier { queue, head })
     }
 
     /// The probability that `text` is an injection: the highest of its
