@@ -38,19 +38,49 @@ impl CacheKey {
 }
 
 /// A hash of everything that can change a verdict: the scanner list with all
-/// its options, and the crate version (a new release may scan differently).
+/// its options, the crate version (a new release may scan differently) and,
+/// when the classifier runs, its model and head.
 pub fn policy_fingerprint(specs: &[ScannerSpec]) -> String {
     let canonical = serde_json::to_string(specs).unwrap_or_default();
     let mut h = Sha256::new();
     h.update(env!("CARGO_PKG_VERSION").as_bytes());
     h.update([0u8]);
     h.update(canonical.as_bytes());
+    // A policy that runs the classifier changes with its model and head too.
+    if specs
+        .iter()
+        .any(|s| matches!(s, ScannerSpec::PromptInjection(c) if c.use_model))
+    {
+        h.update([0u8]);
+        h.update(crate::scan::classifier::identity().as_bytes());
+    }
     hex::encode(&h.finalize()[..16])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_policies_running_the_classifier_depend_on_its_model() {
+        let spec =
+            |yaml: &str| -> Vec<ScannerSpec> { serde_saphyr::from_str(yaml).expect("specs") };
+        let with = policy_fingerprint(&spec("[{type: prompt_injection}]"));
+        let without = policy_fingerprint(&spec("[{type: prompt_injection, use_model: false}]"));
+        assert_ne!(with, without);
+        let mut h = Sha256::new();
+        h.update(env!("CARGO_PKG_VERSION").as_bytes());
+        h.update([0u8]);
+        h.update(
+            serde_json::to_string(&spec("[{type: secrets}]"))
+                .unwrap_or_default()
+                .as_bytes(),
+        );
+        assert_eq!(
+            policy_fingerprint(&spec("[{type: secrets}]")),
+            hex::encode(&h.finalize()[..16])
+        );
+    }
 
     fn key(policy: &str, direction: Direction, text: &str) -> String {
         CacheKey::new(KeyParts {

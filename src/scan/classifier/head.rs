@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use serde::Deserialize;
 
 pub const EMBEDDING: usize = 384;
-static SHIPPED: &str = include_str!("../../../data/prompt_injection_head.json");
+pub(super) static SHIPPED: &str = include_str!("../../../data/prompt_injection_head.json");
 
 #[derive(Deserialize)]
 struct File {

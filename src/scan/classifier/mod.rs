@@ -126,6 +126,21 @@ impl Classifier {
     }
 }
 
+/// What the classifier's verdicts depend on besides the text: the model
+/// files' checksums and the head (weights, window shape, threshold). Part of
+/// the cache's policy fingerprint, so a new model never reuses old verdicts.
+pub fn identity() -> &'static str {
+    static ID: OnceLock<String> = OnceLock::new();
+    ID.get_or_init(|| {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(files::MANIFEST.as_bytes());
+        h.update([0u8]);
+        h.update(head::SHIPPED.as_bytes());
+        hex::encode(&h.finalize()[..16])
+    })
+}
+
 /// ONNX Runtime, loaded once per process from `library`.
 fn runtime(library: &Path) -> Result<&'static ort::environment::Environment, String> {
     static ENV: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
