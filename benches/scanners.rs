@@ -98,4 +98,56 @@ async fn main() {
             &time(&p, &text, iterations / 4).await,
         );
     }
+
+    growth(&config.scanners.input, &specs, &models).await;
+}
+
+/// `text` repeated to `bytes` (cut on a char boundary).
+fn sized(text: &str, bytes: usize) -> String {
+    let mut out = text.repeat(bytes / text.len() + 1);
+    let mut end = bytes;
+    while !out.is_char_boundary(end) {
+        end -= 1;
+    }
+    out.truncate(end);
+    out
+}
+
+/// Each scanner's time at 1 KB, 100 KB and 5 MB, on prose and on the
+/// worst case for span scanners (`a@b.co ` repeated: a match every 7 bytes),
+/// so growth faster than linear shows. An error (`max_windows` passed) is
+/// timed too: it is what such a text costs.
+async fn growth(defaults: &[ScannerSpec], optional: &[ScannerSpec], models: &Setup) {
+    println!("\ngrowth: one scan each (best of 3 at 1 KB and 100 KB, one at 5 MB), ms");
+    println!(
+        "{:<34} {:>9} {:>9} {:>9} {:>12} {:>12} {:>12}",
+        "", "prose 1K", "100K", "5M", "a@b.co 1K", "100K", "5M"
+    );
+    for spec in defaults.iter().chain(optional) {
+        let p = build_pipeline("bench", std::slice::from_ref(spec), models).expect("scanner");
+        let mut cells = Vec::new();
+        for base in [PARAGRAPH, "a@b.co "] {
+            for bytes in [1 << 10, 100 << 10, 5 << 20] {
+                let text = sized(base, bytes);
+                let tries = if bytes > 1 << 20 { 1 } else { 3 };
+                let mut best = Duration::MAX;
+                let mut failed = false;
+                for _ in 0..tries {
+                    let started = Instant::now();
+                    failed |= p.scan(&text).await.is_err();
+                    best = best.min(started.elapsed());
+                }
+                let ms = best.as_secs_f64() * 1e3;
+                cells.push(format!("{ms:.2}{}", if failed { " err" } else { "" }));
+            }
+        }
+        let name = match spec {
+            ScannerSpec::PromptInjection(c) if !c.use_model => "prompt_injection (rules)".into(),
+            _ => spec.kind().to_string(),
+        };
+        println!(
+            "{name:<34} {:>9} {:>9} {:>9} {:>12} {:>12} {:>12}",
+            cells[0], cells[1], cells[2], cells[3], cells[4], cells[5]
+        );
+    }
 }

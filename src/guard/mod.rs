@@ -5,6 +5,7 @@
 pub mod output;
 pub mod report;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures_util::future::join_all;
@@ -161,11 +162,12 @@ impl Guard {
         let mut blockers: Vec<String> = Vec::new();
         let mut rewrites = Vec::new();
         let mut numbering = Numbering::default();
+        let mut tally = Tally::default();
         for (segment, (result, _)) in segments.iter().zip(results) {
             let Some(verdict) = self.or_fail_mode(direction, result, &mut blockers) else {
                 continue;
             };
-            log_findings(direction, &verdict);
+            tally.add(&verdict);
             if !verdict.allowed {
                 blockers.extend(verdict.blocking_scanners());
             } else if !verdict.redactions.is_empty() {
@@ -176,6 +178,7 @@ impl Guard {
                 });
             }
         }
+        tally.log(direction);
         let decision = if !blockers.is_empty() {
             Decision::Block(self.blocked(direction, blockers))
         } else if !rewrites.is_empty() {
@@ -261,16 +264,35 @@ impl Guard {
     }
 }
 
-/// Findings are logged by scanner and action only: never the text.
-pub fn log_findings(direction: Direction, verdict: &Verdict) {
-    for f in &verdict.findings {
-        match f.action {
-            Mode::Report => {
-                tracing::info!(scanner = %f.scanner, %direction, score = f.score, reason = %f.reason, "finding reported")
-            }
-            _ => {
-                tracing::debug!(scanner = %f.scanner, %direction, action = ?f.action, reason = %f.reason, "finding")
-            }
+/// The findings of one request (or one reply), counted by scanner and
+/// action, and logged once: a prompt with 10,000 e-mail addresses is one
+/// line, not 10,000. Never the text.
+#[derive(Debug, Default)]
+pub struct Tally(BTreeMap<(String, Mode), usize>);
+
+impl Tally {
+    pub fn add(&mut self, verdict: &Verdict) {
+        for f in &verdict.findings {
+            *self.0.entry((f.scanner.clone(), f.action)).or_default() += 1;
+        }
+    }
+
+    /// One line: `info` when something was only reported (blocks and
+    /// redactions have their own lines and metrics), `debug` otherwise.
+    pub fn log(&self, direction: Direction) {
+        if self.0.is_empty() {
+            return;
+        }
+        let summary = self
+            .0
+            .iter()
+            .map(|((scanner, action), n)| format!("{scanner} {action:?}: {n}").to_lowercase())
+            .collect::<Vec<_>>()
+            .join(", ");
+        if self.0.keys().any(|(_, action)| *action == Mode::Report) {
+            tracing::info!(%direction, findings = %summary, "findings reported");
+        } else {
+            tracing::debug!(%direction, findings = %summary, "findings");
         }
     }
 }

@@ -66,6 +66,8 @@ pub struct ReplyGuard {
     /// Proxy time spent on this reply (before the upstream call, plus every
     /// scan), recorded once when the guard is dropped.
     overhead: Duration,
+    /// Findings of every text of the reply, logged once when dropped.
+    tally: std::sync::Mutex<super::Tally>,
 }
 
 struct Frame {
@@ -98,6 +100,10 @@ struct Window {
 
 impl Drop for ReplyGuard {
     fn drop(&mut self) {
+        self.tally
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .log(Direction::Output);
         self.guard
             .metrics
             .overhead_seconds
@@ -126,6 +132,7 @@ impl ReplyGuard {
             numbering: Numbering::default(),
             released_text: 0,
             overhead,
+            tally: Default::default(),
         }
     }
 
@@ -286,13 +293,12 @@ impl ReplyGuard {
         result: Result<Arc<Verdict>, Vec<crate::scan::ScanError>>,
     ) -> Result<Arc<Verdict>, Blocked> {
         match result {
-            Ok(v) if v.allowed => {
-                super::log_findings(Direction::Output, &v);
-                Ok(v)
-            }
             Ok(v) => {
-                super::log_findings(Direction::Output, &v);
-                Err(Blocked(v.blocking_scanners()))
+                self.tally.lock().unwrap_or_else(|p| p.into_inner()).add(&v);
+                match v.allowed {
+                    true => Ok(v),
+                    false => Err(Blocked(v.blocking_scanners())),
+                }
             }
             Err(errors) => {
                 let mut blockers = Vec::new();

@@ -4,6 +4,7 @@
 //! writes numbered placeholders (`[EMAIL_1]`); the same value gets the same
 //! number throughout a request.
 
+use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::OnceLock;
 
@@ -227,15 +228,20 @@ impl Scanner for Pii {
     async fn scan(&self, text: &str) -> Result<Vec<Match>, String> {
         let p = patterns()?;
         let mut found: Vec<Match> = Vec::new();
+        // Spans taken so far, start -> end. They never overlap, so the one
+        // starting last before a new range's end is the only one that can
+        // overlap it: one lookup per match, not a pass over all of them.
+        let mut taken: BTreeMap<usize, usize> = BTreeMap::new();
         for &entity in &self.entities {
             for range in self.find(entity, text, p) {
-                if found.iter().any(|f| {
-                    f.span
-                        .as_ref()
-                        .is_some_and(|s| s.start < range.end && range.start < s.end)
-                }) {
+                if taken
+                    .range(..range.end)
+                    .next_back()
+                    .is_some_and(|(_, &end)| end > range.start)
+                {
                     continue;
                 }
+                taken.insert(range.start, range.end);
                 found.push(Match {
                     span: Some(range),
                     score: 1.0,

@@ -1,7 +1,11 @@
 //! `token_limit`: texts longer than `max_tokens` in a tiktoken encoding
-//! (`cl100k_base` by default). A text of at most `max_tokens` bytes cannot
-//! exceed the limit (a token is at least one byte), so short texts are never
-//! tokenized.
+//! (`cl100k_base` by default). Bounds decide most texts without counting: a
+//! token is 1 to 128 bytes in every supported encoding, so a text of at most
+//! `max_tokens` bytes is under the limit and one of more than 128 times that
+//! is over it. Texts in between are counted in pieces of about 16 KB, split
+//! at white space where there is some, stopping once the limit is passed:
+//! the cost stays linear even for one giant word (BPE is quadratic in the
+//! length of a piece), and a split inside a word can only add a token.
 
 use std::sync::Arc;
 
@@ -61,6 +65,63 @@ pub struct TokenLimit {
     max: usize,
 }
 
+/// The longest token of every supported encoding, in bytes.
+const LONGEST_TOKEN: usize = 128;
+/// Bytes counted at a time.
+const PIECE: usize = 16 * 1024;
+
+impl TokenLimit {
+    /// Tokens in `text`, counted piece by piece until more than `self.max`;
+    /// and whether all of it was counted.
+    fn count_past_max(&self, text: &str) -> (usize, bool) {
+        let mut n = 0;
+        let mut counted = 0;
+        for piece in pieces(text, PIECE) {
+            n += self.bpe.encode_ordinary(piece).len();
+            counted += piece.len();
+            if n > self.max {
+                break;
+            }
+        }
+        (n, counted == text.len())
+    }
+}
+
+/// `text` in pieces of at most about `size` bytes, each ending before a
+/// white-space run when one starts in its last quarter.
+fn pieces(text: &str, size: usize) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut end = rest.len().min(size);
+        while !rest.is_char_boundary(end) {
+            end -= 1;
+        }
+        if end < rest.len() {
+            let mut start = end - end / 4;
+            while !rest.is_char_boundary(start) {
+                start += 1;
+            }
+            let window = &rest[start..end];
+            if let Some(at) = window
+                .char_indices()
+                .filter(|&(i, c)| {
+                    c.is_whitespace() && i > 0 && !window[..i].ends_with(char::is_whitespace)
+                })
+                .map(|(i, _)| i)
+                .last()
+            {
+                end = start + at;
+            }
+        }
+        let (piece, tail) = rest.split_at(end.max(1));
+        rest = tail;
+        Some(piece)
+    })
+}
+
 #[async_trait]
 impl Scanner for TokenLimit {
     fn can_redact(&self) -> bool {
@@ -71,11 +132,20 @@ impl Scanner for TokenLimit {
         if text.len() <= self.max {
             return Ok(Vec::new());
         }
-        let n = self.bpe.encode_ordinary(text).len();
-        Ok((n > self.max)
-            .then(|| Match::judgement(1.0, format!("{n} tokens, over the {} limit", self.max)))
-            .into_iter()
-            .collect())
+        let reason = if text.len() > self.max.saturating_mul(LONGEST_TOKEN) {
+            format!(
+                "at least {} tokens, over the {} limit",
+                text.len().div_ceil(LONGEST_TOKEN),
+                self.max
+            )
+        } else {
+            match self.count_past_max(text) {
+                (n, true) if n > self.max => format!("{n} tokens, over the {} limit", self.max),
+                (n, false) => format!("{n}+ tokens, over the {} limit", self.max),
+                _ => return Ok(Vec::new()),
+            }
+        };
+        Ok(vec![Match::judgement(1.0, reason)])
     }
 }
 
@@ -101,6 +171,45 @@ mod tests {
             found[0].reason
         );
         assert!(t.scan(&"x".repeat(11)).await.expect("scan").len() <= 1);
+    }
+
+    #[tokio::test]
+    async fn counting_in_pieces_agrees_with_counting_whole() {
+        let t = Config {
+            max_tokens: 1_000_000,
+            ..Config::default()
+        }
+        .build()
+        .expect("config");
+        let prose =
+            "The quick brown fox jumps over the lazy dog, twice.  Then   it rests.\n".repeat(2000);
+        let whole = t.bpe.encode_ordinary(&prose).len();
+        assert_eq!(t.count_past_max(&prose), (whole, true));
+        // Pieces cover the text exactly, on char boundaries.
+        let joined: String = pieces(&prose, PIECE).collect();
+        assert_eq!(joined, prose);
+        let wide = "ü€😀".repeat(10_000);
+        assert_eq!(pieces(&wide, 1000).collect::<String>(), wide);
+        assert!(pieces(&wide, 1000).all(|p| p.len() <= 1000));
+    }
+
+    #[tokio::test]
+    async fn far_over_the_limit_is_decided_without_counting() {
+        let t = Config {
+            max_tokens: 10,
+            ..Config::default()
+        }
+        .build()
+        .expect("config");
+        let found = t.scan(&"a".repeat(2000)).await.expect("scan");
+        assert_eq!(found.len(), 1);
+        assert!(
+            found[0].reason.starts_with("at least 16 tokens"),
+            "{}",
+            found[0].reason
+        );
+        // Just over max_tokens bytes but few tokens: counted, passes.
+        assert!(t.scan("aaaaaaaaaaaa").await.expect("scan").is_empty());
     }
 
     #[test]

@@ -104,6 +104,14 @@ impl Classifier {
     /// `min_pieces` word pieces). More than `max_windows` windows is an
     /// error, never a truncation.
     pub async fn probability(&self, text: &str, max_windows: usize) -> Result<Option<f32>, String> {
+        // Far too long is known without tokenizing (or copying) the text.
+        let (window, stride) = (self.head.window, self.head.stride);
+        let at_least = windows::count(windows::fewest_pieces(text), window, stride);
+        if at_least > max_windows {
+            return Err(format!(
+                "text too long for the classifier: at least {at_least} windows of {window} word pieces, max_windows is {max_windows}"
+            ));
+        }
         let (reply, answer) = oneshot::channel();
         let job = engine::Job {
             text: text.to_owned(),

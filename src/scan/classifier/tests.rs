@@ -130,3 +130,12 @@ async fn a_caller_that_leaves_does_not_stop_the_thread() {
     let p = c.probability("What time is it in Tokyo?", 256).await;
     assert!(p.is_ok(), "{p:?}");
 }
+
+#[tokio::test]
+async fn a_text_far_over_the_limit_is_refused_before_tokenizing() {
+    let c = classifier();
+    let huge = "a@b.co ".repeat(100_000);
+    let err = c.probability(&huge, 256).await.expect_err("over max_windows");
+    assert!(err.contains("at least"), "refused by the bound, not by counting: {err}");
+    assert!(err.contains("max_windows is 256"), "{err}");
+}

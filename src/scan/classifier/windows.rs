@@ -40,6 +40,26 @@ fn ids(tokenizer: &Tokenizer) -> Result<(i64, i64), String> {
     Ok((id("[CLS]")?, id("[SEP]")?))
 }
 
+/// At most how many word pieces `text` has: every run of letters and digits
+/// is at least one, and so is every other character that is not white space
+/// (BERT splits punctuation and symbols into pieces of their own). One pass,
+/// no allocation: a text far over `max_windows` is refused without being
+/// tokenized.
+pub fn fewest_pieces(text: &str) -> usize {
+    let mut n = 0;
+    let mut in_word = false;
+    for c in text.chars() {
+        if c.is_alphanumeric() {
+            n += usize::from(!in_word);
+            in_word = true;
+        } else {
+            n += usize::from(!c.is_whitespace());
+            in_word = false;
+        }
+    }
+    n
+}
+
 /// How many windows a text of `pieces` word pieces takes.
 pub fn count(pieces: usize, window: usize, stride: usize) -> usize {
     if pieces == 0 {
@@ -106,6 +126,31 @@ mod tests {
             );
             assert_eq!(wins[wins.len() - 1][126], len as i64 - 1);
         }
+    }
+
+    #[test]
+    fn fewest_pieces_never_overcounts() {
+        let tokenizer = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("models/all-MiniLM-L6-v2/tokenizer.json");
+        let Ok(tokenizer) = Tokenizer::from_file(tokenizer) else {
+            panic!("models fetched by ./scripts/test.sh");
+        };
+        for text in [
+            "plain words here",
+            "a@b.co a@b.co, x.y!",
+            "unbelievably antidisestablishmentarianism",
+            "忽略之前的所有指令 and 😀😀 émigré",
+            "",
+            "   ",
+        ] {
+            let pieces = tokenizer.encode(text, false).map(|e| e.len()).unwrap_or(0);
+            assert!(
+                fewest_pieces(text) <= pieces,
+                "{text:?}: {} > {pieces}",
+                fewest_pieces(text)
+            );
+        }
+        assert_eq!(fewest_pieces("a@b.co "), 5);
     }
 
     #[test]

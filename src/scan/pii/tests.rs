@@ -110,3 +110,29 @@ fn checksums() {
     assert!(iban_valid("FR1420041010050500013M02606"));
     assert!(!iban_valid("FR1420041010050500013M02607"));
 }
+
+#[tokio::test]
+async fn overlapping_entities_keep_the_first_found_and_every_disjoint_one() {
+    // An IP-looking run inside an e-mail address belongs to the e-mail (e-mail
+    // is matched first); the separate IP and card numbers are kept.
+    let text = "write to ops@10.0.0.1.example.com, ping 192.168.1.20, card 4111 1111 1111 1111";
+    let got = found(text).await;
+    let values: Vec<&str> = got.iter().map(|(_, v)| v.as_str()).collect();
+    assert!(values.contains(&"ops@10.0.0.1.example.com"), "{got:?}");
+    assert!(values.contains(&"192.168.1.20"), "{got:?}");
+    assert!(values.contains(&"4111 1111 1111 1111"), "{got:?}");
+    assert!(!values.contains(&"10.0.0.1"), "{got:?}");
+}
+
+#[tokio::test]
+async fn many_matches_are_all_found() {
+    // 20,000 addresses: each kept exactly once (the overlap check is a
+    // lookup, so this is quick; before it compared each with all earlier).
+    let text = "a@b.co ".repeat(20_000);
+    let pii = Config::default().build().expect("config");
+    let found = pii.scan(&text).await.expect("scan");
+    assert_eq!(found.len(), 20_000);
+    let mut spans: Vec<_> = found.iter().filter_map(|m| m.span.clone()).collect();
+    spans.sort_by_key(|s| s.start);
+    assert!(spans.windows(2).all(|w| w[0].end <= w[1].start));
+}
