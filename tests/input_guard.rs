@@ -6,6 +6,7 @@ mod common;
 
 use common::{FakeOllama, SCANNERS, client, config, frames, post_json as post, stack, start_proxy};
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const BANNED: &str = "Please KILL ALL HUMANS now";
 
@@ -295,5 +296,27 @@ async fn oversized_bodies_get_413() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 201, "blob uploads are not limited");
+    assert_eq!(fake.call_count(), 1);
+
+    // A declared length over the limit is answered before the body comes: the
+    // client sends headers and 10 bytes, and keeps the connection open.
+    for path in ["/api/chat", "/v1/chat/completions", "/api/create"] {
+        let addr = proxy.url.trim_start_matches("http://");
+        let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 50000000\r\n\r\n{{\"model\":"
+        );
+        conn.write_all(head.as_bytes()).await.unwrap();
+        let mut reply = vec![0u8; 1024];
+        // Not a timing check: without the early answer this would wait for
+        // 50 MB that never come, and the 10 s bound would fail the test.
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), conn.read(&mut reply))
+            .await
+            .unwrap_or_else(|_| panic!("{path}: no answer before the body"))
+            .unwrap();
+        let text = String::from_utf8_lossy(&reply[..n]);
+        assert!(text.starts_with("HTTP/1.1 413"), "{path}: {text}");
+        assert!(text.contains("1000-byte limit"), "{path}: {text}");
+    }
     assert_eq!(fake.call_count(), 1);
 }

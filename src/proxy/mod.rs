@@ -87,12 +87,8 @@ pub async fn passthrough(
     let path = paths::upstream_path(route, &params)?;
     let mut timer = Timer::start();
     let (parts, body) = req.into_parts();
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     let limit = state.config.server.max_body_bytes;
-    if !parts.uri.path().starts_with("/api/blobs/") && declared.is_some_and(|n| n > limit) {
+    if !parts.uri.path().starts_with("/api/blobs/") && declared_len(&parts.headers) > Some(limit) {
         return Err(ProxyError::TooLarge { limit }.into());
     }
     let body = reqwest::Body::wrap_stream(body.into_data_stream());
@@ -104,6 +100,13 @@ pub async fn passthrough(
     let upstream = timer.upstream(&state, route, send).await?;
     timer.record(&state, route);
     Ok(relay(upstream))
+}
+
+/// The body length the client declared (`Content-Length`), if it did.
+fn declared_len(headers: &axum::http::HeaderMap) -> Option<usize> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
 }
 
 async fn read_body(body: Body, limit: usize) -> Result<Bytes, ProxyError> {
@@ -133,7 +136,12 @@ async fn handle_guarded(
 ) -> Result<Response, ProxyError> {
     let mut timer = Timer::start();
     let (parts, body) = req.into_parts();
-    let bytes = read_body(body, state.config.server.max_body_bytes).await?;
+    let limit = state.config.server.max_body_bytes;
+    // Refused at once, not after reading (and waiting for) the body.
+    if declared_len(&parts.headers) > Some(limit) {
+        return Err(ProxyError::TooLarge { limit });
+    }
+    let bytes = read_body(body, limit).await?;
     let guard_config = &state.config.guard;
     let mut request =
         route

@@ -135,7 +135,13 @@ async fn a_caller_that_leaves_does_not_stop_the_thread() {
 async fn a_text_far_over_the_limit_is_refused_before_tokenizing() {
     let c = classifier();
     let huge = "a@b.co ".repeat(100_000);
-    let err = c.probability(&huge, 256).await.expect_err("over max_windows");
-    assert!(err.contains("at least"), "refused by the bound, not by counting: {err}");
+    let err = c
+        .probability(&huge, 256)
+        .await
+        .expect_err("over max_windows");
+    assert!(
+        err.contains("at least"),
+        "refused by the bound, not by counting: {err}"
+    );
     assert!(err.contains("max_windows is 256"), "{err}");
 }
