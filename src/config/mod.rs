@@ -124,6 +124,9 @@ pub struct GuardConfig {
     pub models_dir: String,
     /// Cores one classifier inference may use; 0: all of them.
     pub model_threads: usize,
+    /// Longest a text's scan may take; over it is a scanner error
+    /// (`fail_mode` decides).
+    pub scan_timeout_secs: f64,
     pub stream: StreamConfig,
 }
 
@@ -169,6 +172,7 @@ impl Default for GuardConfig {
             allow_debug_info: false,
             models_dir: "models".into(),
             model_threads: 0,
+            scan_timeout_secs: 30.0,
             stream: StreamConfig::default(),
         }
     }

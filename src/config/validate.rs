@@ -21,6 +21,10 @@ impl Config {
             "server.max_body_bytes: must be > 0",
         );
         check(
+            self.guard.scan_timeout_secs > 0.0 && self.guard.scan_timeout_secs <= 3600.0,
+            "guard.scan_timeout_secs: must be within (0, 3600]",
+        );
+        check(
             valid_http_url(&self.ollama.url),
             "ollama.url: must be an http:// or https:// URL",
         );

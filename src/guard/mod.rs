@@ -7,6 +7,7 @@ pub mod report;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::future::join_all;
 
@@ -15,6 +16,7 @@ use crate::config::{Config, FailMode};
 use crate::dialect::{Joined, Rewrite, Segment};
 use crate::metrics::Metrics;
 use crate::scan::pipeline::Run;
+use crate::scan::pool::ScanPool;
 use crate::scan::registry::build_pipeline;
 use crate::scan::{Direction, Mode, Numbering, Pipeline, ScanError, Verdict};
 
@@ -51,6 +53,8 @@ pub struct Guard {
     pub output: Policy,
     pub cache: Arc<VerdictCache>,
     pub metrics: Arc<Metrics>,
+    /// Where and within what time scans run.
+    pub pool: ScanPool,
     fail_mode: FailMode,
 }
 
@@ -82,6 +86,7 @@ impl Guard {
             )?,
             cache,
             metrics,
+            pool: ScanPool::new(Duration::from_secs_f64(config.guard.scan_timeout_secs)),
             fail_mode: config.guard.fail_mode,
         })
     }
@@ -132,14 +137,14 @@ impl Guard {
             direction,
             text,
         });
-        let (pipeline, metrics) = (pipeline.clone(), self.metrics.clone());
+        let (pipeline, metrics, pool) = (pipeline.clone(), self.metrics.clone(), self.pool.clone());
         let owned = text.to_string();
         let runs: Arc<std::sync::Mutex<Option<Vec<Run>>>> = Arc::default();
         let slot = runs.clone();
         let (result, tier) = self
             .cache
             .get_or_scan(key, async move {
-                let scanned = pipeline.scan(&owned).await?;
+                let scanned = pool.scan(&pipeline, &owned).await?;
                 metrics.observe_scan(direction, &scanned.runs);
                 *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(scanned.runs);
                 Ok(scanned.verdict)

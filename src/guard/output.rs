@@ -333,8 +333,11 @@ impl ReplyGuard {
             let verdict = if end && whole {
                 self.cached_verdict(&text).await?
             } else {
-                let pipeline = self.guard.output.pipeline.clone();
-                let scanned = pipeline.scan(&text).await;
+                let scanned = self
+                    .guard
+                    .pool
+                    .scan(&self.guard.output.pipeline, &text)
+                    .await;
                 if let Ok(s) = &scanned {
                     self.guard.metrics.observe_scan(Direction::Output, &s.runs);
                 }

@@ -1,6 +1,8 @@
 //! `delay`: waits a fixed time and finds nothing. It stands in for a costly
 //! scanner (a guard-model call) when measuring or demonstrating the verdict
-//! cache: the first request for a text pays `millis`, repeats do not.
+//! cache: the first request for a text pays `millis`, repeats do not. With
+//! `busy: true` it keeps a core busy for that time instead of sleeping, as a
+//! slow CPU-bound scanner would.
 
 use std::time::Duration;
 
@@ -18,16 +20,24 @@ pub struct Config {
     pub mode: Mode,
     /// How long each scan takes.
     pub millis: u64,
+    /// Spin the CPU instead of sleeping.
+    pub busy: bool,
 }
 
-pub struct Delay(Duration);
+pub struct Delay {
+    time: Duration,
+    busy: bool,
+}
 
 impl Config {
     pub fn build(&self) -> Result<Delay, String> {
         if self.millis > 60_000 {
             return Err("millis must be at most 60000".into());
         }
-        Ok(Delay(Duration::from_millis(self.millis)))
+        Ok(Delay {
+            time: Duration::from_millis(self.millis),
+            busy: self.busy,
+        })
     }
 }
 
@@ -37,7 +47,14 @@ impl Scanner for Delay {
         Cost::Expensive
     }
     async fn scan(&self, _text: &str) -> Result<Vec<Match>, String> {
-        tokio::time::sleep(self.0).await;
+        if self.busy {
+            let started = std::time::Instant::now();
+            while started.elapsed() < self.time {
+                std::hint::spin_loop();
+            }
+        } else {
+            tokio::time::sleep(self.time).await;
+        }
         Ok(Vec::new())
     }
 }

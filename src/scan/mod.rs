@@ -16,6 +16,7 @@ mod no_refusal;
 pub mod normalize;
 mod pii;
 pub mod pipeline;
+pub mod pool;
 pub mod prompt_injection;
 mod regex;
 pub mod registry;

@@ -105,14 +105,10 @@ fn pieces(text: &str, size: usize) -> impl Iterator<Item = &str> {
                 start += 1;
             }
             let window = &rest[start..end];
-            if let Some(at) = window
-                .char_indices()
-                .filter(|&(i, c)| {
-                    c.is_whitespace() && i > 0 && !window[..i].ends_with(char::is_whitespace)
-                })
-                .map(|(i, _)| i)
-                .last()
-            {
+            // The last white-space run's start, found from the end.
+            if let Some((at, _)) = window.char_indices().rev().find(|&(i, c)| {
+                c.is_whitespace() && i > 0 && !window[..i].ends_with(char::is_whitespace)
+            }) {
                 end = start + at;
             }
         }
