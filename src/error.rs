@@ -18,6 +18,12 @@ pub enum ProxyError {
     TooLarge { limit: usize },
     #[error("could not read the request body")]
     BodyRead,
+    #[error("the request body did not arrive within {secs} s (server.body_read_timeout_secs)")]
+    BodyTimeout { secs: f64 },
+    #[error(
+        "ollama-guard is at its limit of {limit} requests at once (server.max_in_flight); retry shortly"
+    )]
+    Busy { limit: usize },
     #[error("upstream Ollama at {url} is unreachable")]
     Unreachable { url: String },
     #[error("upstream Ollama did not answer in time")]
@@ -49,6 +55,8 @@ impl ProxyError {
                 StatusCode::BAD_REQUEST
             }
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unreachable { .. } | Self::BadUpstream => StatusCode::BAD_GATEWAY,
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
             Self::Blocked { status, .. } => *status,
@@ -114,6 +122,12 @@ impl IntoResponse for ApiError {
             && let Ok(v) = HeaderValue::from_str(&scanners.join(","))
         {
             response.headers_mut().insert(BLOCKED_HEADER, v);
+        }
+        if let ProxyError::Busy { .. } = &self.error {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                HeaderValue::from_static("1"),
+            );
         }
         response
     }

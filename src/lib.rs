@@ -39,6 +39,7 @@ pub mod metrics;
 pub mod proxy;
 pub mod scan;
 pub mod scan_cli;
+pub mod server;
 pub mod upstream;
 
 use std::future::Future;
@@ -46,7 +47,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use cache::VerdictCache;
@@ -107,16 +107,12 @@ pub async fn run(
         let _ = tx.send(true);
     };
     let mut rx_grace = rx.clone();
-    // Streams are many small writes: without TCP_NODELAY each token frame
-    // can wait out the peer's delayed ACK (40 ms on Linux). Ollama (Go) sets
-    // it by default; so must a drop-in replacement.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
-    });
     let closing = state.closing.clone();
-    let server = axum::serve(listener, api::app(state)).with_graceful_shutdown(async move {
+    let limits = server::Limits {
+        header_read_timeout: Duration::from_secs_f64(state.config.server.header_read_timeout_secs),
+        max_connections: state.config.server.max_connections,
+    };
+    let server = server::serve(listener, api::app(state), limits, async move {
         signalled.await;
         drop(rx);
     });
@@ -124,17 +120,14 @@ pub async fn run(
         let _ = rx_grace.wait_for(|s| *s).await;
         tokio::time::sleep(Duration::from_secs(SHUTDOWN_GRACE_SECS)).await;
     };
-    let server = server.into_future();
     tokio::pin!(server);
     tokio::select! {
-        result = &mut server => return result,
+        () = &mut server => return Ok(()),
         () = grace => {}
     }
     tracing::warn!("shutdown grace period over; ending the streams still open");
     closing.send_replace(true);
     // Their closing frames are small: give them a moment to be written.
-    match tokio::time::timeout(Duration::from_secs(1), server).await {
-        Ok(result) => result,
-        Err(_) => Ok(()),
-    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), server).await;
+    Ok(())
 }

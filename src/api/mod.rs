@@ -82,8 +82,10 @@ pub fn app(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(CatchPanicLayer::new());
     let metrics = state.metrics.clone();
+    let admission = ops::Admission::new(state.config.server.max_in_flight);
     router
         .route_layer(middleware::from_fn_with_state(metrics, ops::track))
+        .route_layer(middleware::from_fn_with_state(admission, ops::admit))
         .fallback(not_found)
         .layer(layers)
         .with_state(state)

@@ -112,3 +112,56 @@ pub async fn track(
         }))
     })
 }
+
+/// The cap on requests handled at once (`server.max_in_flight`).
+#[derive(Clone)]
+pub struct Admission {
+    permits: Arc<tokio::sync::Semaphore>,
+    limit: usize,
+}
+
+impl Admission {
+    pub fn new(limit: usize) -> Self {
+        Self {
+            permits: Arc::new(tokio::sync::Semaphore::new(limit)),
+            limit,
+        }
+    }
+}
+
+/// Sheds load: a request beyond `server.max_in_flight` gets 503 with
+/// `Retry-After: 1` at once, in its route's error shape, instead of queueing
+/// behind the others. A request counts until its response body ends (a
+/// stream, until its last frame). `/health`, `/ready` and `/metrics` are
+/// always answered.
+pub async fn admit(State(admission): State<Admission>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if matches!(path, "/health" | "/ready" | "/metrics") {
+        return next.run(req).await;
+    }
+    let Ok(permit) = admission.permits.clone().try_acquire_owned() else {
+        let dialect = crate::dialect::Route::ALL
+            .iter()
+            .find(|r| r.path() == path)
+            .map_or(
+                if path.starts_with("/v1/") {
+                    crate::dialect::Dialect::OpenAi
+                } else {
+                    crate::dialect::Dialect::Ollama
+                },
+                |r| r.dialect(),
+            );
+        return crate::error::ProxyError::Busy {
+            limit: admission.limit,
+        }
+        .in_dialect(dialect)
+        .into_response();
+    };
+    let response = next.run(req).await;
+    response.map(move |body| {
+        Body::new(body.map_frame(move |frame| {
+            let _held = &permit;
+            frame
+        }))
+    })
+}

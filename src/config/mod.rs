@@ -48,6 +48,16 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// `text` for people, `json` for log shippers.
     pub log_format: LogFormat,
+    /// A connection that has not sent a whole request head by then is
+    /// closed (idle keep-alive connections too).
+    pub header_read_timeout_secs: f64,
+    /// A body to scan that has not fully arrived by then gets 408.
+    pub body_read_timeout_secs: f64,
+    /// Connections open at once; more wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// Requests handled at once (`/health` and `/metrics` aside); more get
+    /// 503 with `Retry-After`.
+    pub max_in_flight: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +74,10 @@ impl Default for ServerConfig {
             port: DEFAULT_PROXY_PORT,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             log_format: LogFormat::Text,
+            header_read_timeout_secs: 30.0,
+            body_read_timeout_secs: 30.0,
+            max_connections: 4096,
+            max_in_flight: 1024,
         }
     }
 }

@@ -20,6 +20,29 @@ impl Config {
             self.server.max_body_bytes > 0,
             "server.max_body_bytes: must be > 0",
         );
+        for (secs, key) in [
+            (
+                self.server.header_read_timeout_secs,
+                "server.header_read_timeout_secs",
+            ),
+            (
+                self.server.body_read_timeout_secs,
+                "server.body_read_timeout_secs",
+            ),
+        ] {
+            check(
+                secs > 0.0 && secs <= 3600.0,
+                &format!("{key}: must be within (0, 3600]"),
+            );
+        }
+        check(
+            self.server.max_connections > 0,
+            "server.max_connections: must be > 0",
+        );
+        check(
+            self.server.max_in_flight > 0,
+            "server.max_in_flight: must be > 0",
+        );
         check(
             self.guard.scan_timeout_secs > 0.0 && self.guard.scan_timeout_secs <= 3600.0,
             "guard.scan_timeout_secs: must be within (0, 3600]",

@@ -141,7 +141,10 @@ async fn handle_guarded(
     if declared_len(&parts.headers) > Some(limit) {
         return Err(ProxyError::TooLarge { limit });
     }
-    let bytes = read_body(body, limit).await?;
+    let secs = state.config.server.body_read_timeout_secs;
+    let bytes = tokio::time::timeout(Duration::from_secs_f64(secs), read_body(body, limit))
+        .await
+        .map_err(|_| ProxyError::BodyTimeout { secs })??;
     let guard_config = &state.config.guard;
     let mut request =
         route
