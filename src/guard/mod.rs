@@ -282,18 +282,22 @@ impl Tally {
         }
     }
 
+    /// `pii report: 3, secrets redact: 1`
+    fn summary(&self) -> String {
+        self.0
+            .iter()
+            .map(|((scanner, action), n)| format!("{scanner} {action:?}: {n}").to_lowercase())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// One line: `info` when something was only reported (blocks and
     /// redactions have their own lines and metrics), `debug` otherwise.
     pub fn log(&self, direction: Direction) {
         if self.0.is_empty() {
             return;
         }
-        let summary = self
-            .0
-            .iter()
-            .map(|((scanner, action), n)| format!("{scanner} {action:?}: {n}").to_lowercase())
-            .collect::<Vec<_>>()
-            .join(", ");
+        let summary = self.summary();
         if self.0.keys().any(|(_, action)| *action == Mode::Report) {
             tracing::info!(%direction, findings = %summary, "findings reported");
         } else {
@@ -314,6 +318,32 @@ mod tests {
     use crate::dialect::request::seams;
     use crate::scan::pipeline::Configured;
     use crate::scan::{Match, Scanner};
+
+    #[test]
+    fn findings_are_counted_per_scanner_and_action_not_listed() {
+        let finding = |scanner: &str, action| crate::scan::Finding {
+            scanner: scanner.into(),
+            score: 1.0,
+            reason: "x".into(),
+            action,
+            span: None,
+        };
+        let many = Verdict {
+            findings: (0..10_000).map(|_| finding("pii", Mode::Report)).collect(),
+            ..Verdict::default()
+        };
+        let other = Verdict {
+            findings: vec![
+                finding("secrets", Mode::Redact),
+                finding("pii", Mode::Report),
+            ],
+            ..Verdict::default()
+        };
+        let mut tally = Tally::default();
+        tally.add(&many);
+        tally.add(&other);
+        assert_eq!(tally.summary(), "pii report: 10001, secrets redact: 1");
+    }
 
     /// A scanner that always fails, as a guard model that timed out would.
     struct Broken;
