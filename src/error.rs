@@ -16,6 +16,13 @@ pub enum ProxyError {
     BadShape(String),
     #[error("request body is larger than the {limit}-byte limit (server.max_body_bytes)")]
     TooLarge { limit: usize },
+    #[error("request has {count} {what}, over the limit of {limit} ({key})")]
+    TooMuchText {
+        count: usize,
+        what: &'static str,
+        limit: usize,
+        key: &'static str,
+    },
     #[error("could not read the request body")]
     BodyRead,
     #[error("the request body did not arrive within {secs} s (server.body_read_timeout_secs)")]
@@ -54,7 +61,7 @@ impl ProxyError {
             Self::BadJson(_) | Self::BadShape(_) | Self::BadPath(_) | Self::BodyRead => {
                 StatusCode::BAD_REQUEST
             }
-            Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooLarge { .. } | Self::TooMuchText { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unreachable { .. } | Self::BadUpstream => StatusCode::BAD_GATEWAY,

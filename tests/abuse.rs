@@ -195,3 +195,44 @@ async fn connections_over_max_connections_wait_for_one_to_close() {
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     drop(second);
 }
+
+#[tokio::test]
+async fn too_many_texts_or_too_much_text_get_413_naming_the_limit() {
+    let (fake, proxy) = stack(
+        "server:\n  max_texts: 50\n  max_text_bytes: 2000\nscanners:\n  input: [{type: invisible_text}]\n  output: []\n",
+    )
+    .await;
+    let messages = |n: usize, text: &str| -> Vec<serde_json::Value> {
+        (0..n)
+            .map(|_| json!({"role": "user", "content": text}))
+            .collect()
+    };
+    let send = |messages: Vec<serde_json::Value>| {
+        let url = proxy.url.clone();
+        async move {
+            let resp = client()
+                .post(format!("{url}/api/chat"))
+                .json(&json!({"model": "m", "stream": false, "messages": messages}))
+                .send()
+                .await
+                .unwrap();
+            (resp.status().as_u16(), resp.text().await.unwrap())
+        }
+    };
+    let (status, body) = send(messages(51, "hi")).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(
+        body.contains("51 texts to scan, over the limit of 50 (server.max_texts)"),
+        "{body}"
+    );
+    let (status, body) = send(messages(3, &"x".repeat(1000))).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("(server.max_text_bytes)"), "{body}");
+    // A body of many tiny objects is refused before it is parsed.
+    let (status, body) = send(messages(600, "")).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("JSON objects and arrays"), "{body}");
+    let (status, _) = send(messages(10, "hello")).await;
+    assert_eq!(status, 200);
+    assert_eq!(fake.call_count(), 1);
+}

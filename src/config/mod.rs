@@ -20,7 +20,7 @@ pub use load::{ConfigError, load, load_from};
 
 pub const DEFAULT_PROXY_PORT: u16 = 8080;
 pub const DEFAULT_OLLAMA_URL: &str = "http://127.0.0.1:11434";
-pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 pub const DEFAULT_CACHE_TTL_SECS: u64 = 3600;
 pub const DEFAULT_CACHE_MAX_SIZE: usize = 10_000;
 
@@ -44,8 +44,16 @@ pub struct ServerConfig {
     /// Interface to bind; `0.0.0.0` serves other machines and containers.
     pub host: String,
     pub port: u16,
-    /// Largest request body read for scanning; bigger ones get 413.
+    /// Largest request body; bigger ones get 413 (blob uploads aside).
+    /// Images count here, and only here.
     pub max_body_bytes: usize,
+    /// Most text one request may have scanned, all fields together; more
+    /// gets 413.
+    pub max_text_bytes: usize,
+    /// Most texts (fields) one request may have scanned; more gets 413, and
+    /// so does a body of more than ten times as many JSON objects and
+    /// arrays, before it is parsed.
+    pub max_texts: usize,
     /// `text` for people, `json` for log shippers.
     pub log_format: LogFormat,
     /// A connection that has not sent a whole request head by then is
@@ -73,6 +81,8 @@ impl Default for ServerConfig {
             host: "0.0.0.0".into(),
             port: DEFAULT_PROXY_PORT,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_text_bytes: 10 * 1024 * 1024,
+            max_texts: 10_000,
             log_format: LogFormat::Text,
             header_read_timeout_secs: 30.0,
             body_read_timeout_secs: 30.0,

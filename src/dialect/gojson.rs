@@ -139,6 +139,30 @@ fn nesting(bytes: &[u8]) -> usize {
     deepest
 }
 
+/// How many arrays and objects `bytes` holds (strings skipped), counted
+/// without parsing: a request with too many is refused before a tree of
+/// them is built.
+pub fn containers(bytes: &[u8]) -> usize {
+    let (mut n, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => n += 1,
+            _ => {}
+        }
+    }
+    n
+}
+
 /// A `Value` whose objects had no repeated key.
 struct Strict(Value);
 
@@ -235,6 +259,7 @@ mod tests {
         let err = Doc::parse(nested(GO_MAX_DEPTH + 1).as_bytes()).expect_err("too deep");
         assert!(err.contains("10000"), "{err}");
         assert_eq!(nesting(br#"{"a":"[[[{{","b":[1]}"#), 2);
+        assert_eq!(containers(br#"{"a":"[[[{{\"{","b":[1,{}]}"#), 3);
     }
 
     #[test]

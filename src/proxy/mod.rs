@@ -19,7 +19,7 @@ use bytes::Bytes;
 use crate::AppState;
 use crate::cache::Tier;
 use crate::dialect::request::Refused;
-use crate::dialect::{Route, apply_rewrites};
+use crate::dialect::{Route, apply_rewrites, gojson};
 use crate::error::{ApiError, ProxyError};
 use crate::guard::Decision;
 use crate::scan::Direction;
@@ -146,6 +146,18 @@ async fn handle_guarded(
         .await
         .map_err(|_| ProxyError::BodyTimeout { secs })??;
     let guard_config = &state.config.guard;
+    let server = &state.config.server;
+    // A tree of a million tiny objects costs fifty times its bytes: refuse
+    // before building it.
+    let containers = gojson::containers(&bytes);
+    if containers > server.max_texts.saturating_mul(10) {
+        return Err(ProxyError::TooMuchText {
+            count: containers,
+            what: "JSON objects and arrays",
+            limit: server.max_texts.saturating_mul(10),
+            key: "10 x server.max_texts",
+        });
+    }
     let mut request =
         route
             .parse(&bytes, guard_config.allowed())
@@ -156,6 +168,30 @@ async fn handle_guarded(
     let scan_input = !route.is_embedding() || guard_config.scan_embeddings;
     if !scan_input {
         request.segments.clear();
+    }
+    let text_bytes: usize = request.segments.iter().map(|s| s.text.len()).sum();
+    for (count, what, limit, key) in [
+        (
+            request.segments.len(),
+            "texts to scan",
+            server.max_texts,
+            "server.max_texts",
+        ),
+        (
+            text_bytes,
+            "bytes of text to scan",
+            server.max_text_bytes,
+            "server.max_text_bytes",
+        ),
+    ] {
+        if count > limit {
+            return Err(ProxyError::TooMuchText {
+                count,
+                what,
+                limit,
+                key,
+            });
+        }
     }
     let checked = state.guard.check(Direction::Input, &request.segments).await;
     let (model, stream) = (std::mem::take(&mut request.model), request.stream);
