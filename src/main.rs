@@ -15,6 +15,10 @@ use ollama_guard::scan::Direction;
 use ollama_guard::{AppState, run};
 use tracing_subscriber::EnvFilter;
 
+/// Per-thread heaps: under load glibc's malloc contended between workers.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(version, about = "A drop-in guardrail proxy for Ollama")]
 struct Cli {
