@@ -15,7 +15,10 @@
 //!   guards one reply (a window per field, hold-back, rescans of redacted text).
 //! - [`scan`]: the `Scanner` trait, the registry, the pipeline, one file per scanner;
 //!   `scan::classifier` runs `prompt_injection`'s transformer (ONNX Runtime) on a
-//!   thread of its own.
+//!   thread of its own; `scan::pool` runs big texts' scans off the serving
+//!   threads, within a time budget.
+//! - [`server`]: the accept loop (header read timeout, connection cap, graceful
+//!   shutdown); `api::ops::admit` sheds load past `server.max_in_flight`.
 //! - [`cache`]: keys, the in-process LRU, single-flight, counters.
 //! - [`upstream`]: the one HTTP client to Ollama.
 //! - [`error`]: the request-path error type and its native error shapes.
