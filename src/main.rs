@@ -85,6 +85,12 @@ async fn shutdown_signal() {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if cli.healthcheck {
+        // Every few seconds in a container: no validation, so no model load.
+        let config = config::load_unchecked(cli.config.as_deref());
+        let healthy = tokio::runtime::Runtime::new()?.block_on(healthcheck(&config));
+        std::process::exit(if healthy { 0 } else { 1 });
+    }
     let (config, path) = match config::load(cli.config.as_deref()) {
         Ok(loaded) => loaded,
         Err(e) => {
@@ -109,10 +115,6 @@ fn main() -> anyhow::Result<()> {
         };
         let code = tokio::runtime::Runtime::new()?.block_on(scan(config, jsonl, direction))?;
         std::process::exit(code);
-    }
-    if cli.healthcheck {
-        let healthy = tokio::runtime::Runtime::new()?.block_on(healthcheck(&config));
-        std::process::exit(if healthy { 0 } else { 1 });
     }
     init_logging(config.server.log_format, "info");
     tokio::runtime::Runtime::new()?.block_on(serve(config))

@@ -134,6 +134,8 @@ async fn healthcheck_flag_reports_whether_the_proxy_answers() {
         bin()
             .args(["--healthcheck"])
             .env("PROXY_PORT", port.to_string())
+            // It asks /health only: no scanner is built, no model loaded.
+            .env("GUARD_MODELS_DIR", "/nonexistent/models")
             .status()
             .unwrap()
     };

@@ -40,6 +40,24 @@ pub fn load(cli_path: Option<&Path>) -> Result<(Config, Option<PathBuf>), Config
     Ok((config, path))
 }
 
+/// The config without validating it (scanners are not built, so no model is
+/// loaded): for `--healthcheck`, which needs only where the server listens.
+/// Unreadable parts keep their defaults.
+pub fn load_unchecked(cli_path: Option<&Path>) -> Config {
+    let path = cli_path.map(Path::to_path_buf).or_else(|| {
+        std::env::var_os("CONFIG_FILE")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| Some(PathBuf::from("config.yaml")).filter(|p| p.exists()))
+    });
+    let text = path
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .unwrap_or_default();
+    let mut tree = parse_tree(&text).unwrap_or_default();
+    let mut problems = env::apply(&mut tree, |k| std::env::var(k).ok());
+    typed(tree, &mut problems)
+}
+
 /// Builds and validates a config from YAML text and an environment lookup.
 pub fn load_from(
     yaml: &str,

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::scan::ScannerSpec;
 
-pub use load::{ConfigError, load, load_from};
+pub use load::{ConfigError, load, load_from, load_unchecked};
 
 pub const DEFAULT_PROXY_PORT: u16 = 8080;
 pub const DEFAULT_OLLAMA_URL: &str = "http://127.0.0.1:11434";
