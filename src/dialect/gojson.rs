@@ -68,7 +68,7 @@ pub struct Doc {
 
 impl Doc {
     pub fn parse(bytes: &[u8]) -> Result<Self, String> {
-        let depth = nesting(bytes);
+        let depth = shape(bytes).depth;
         if depth > GO_MAX_DEPTH {
             return Err(format!("nested deeper than {GO_MAX_DEPTH} levels"));
         }
@@ -112,10 +112,20 @@ pub fn deep<R>(depth: usize, f: impl FnOnce() -> R) -> R {
     }
 }
 
-/// The deepest nesting of arrays and objects in `bytes` (strings skipped),
-/// counted without parsing.
-fn nesting(bytes: &[u8]) -> usize {
-    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0, false, false);
+/// Arrays and objects in a JSON text, counted without parsing it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shape {
+    /// The deepest nesting.
+    pub depth: usize,
+    /// How many there are: a request with too many is refused before a
+    /// tree of them is built.
+    pub containers: usize,
+}
+
+/// The [`Shape`] of `bytes`, strings skipped.
+pub fn shape(bytes: &[u8]) -> Shape {
+    let (mut depth, mut deepest, mut containers) = (0usize, 0, 0);
+    let (mut in_string, mut escaped) = (false, false);
     for &b in bytes {
         if in_string {
             match (escaped, b) {
@@ -131,36 +141,16 @@ fn nesting(bytes: &[u8]) -> usize {
             b'[' | b'{' => {
                 depth += 1;
                 deepest = deepest.max(depth);
+                containers += 1;
             }
             b']' | b'}' => depth = depth.saturating_sub(1),
             _ => {}
         }
     }
-    deepest
-}
-
-/// How many arrays and objects `bytes` holds (strings skipped), counted
-/// without parsing: a request with too many is refused before a tree of
-/// them is built.
-pub fn containers(bytes: &[u8]) -> usize {
-    let (mut n, mut in_string, mut escaped) = (0usize, false, false);
-    for &b in bytes {
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'[' | b'{' => n += 1,
-            _ => {}
-        }
+    Shape {
+        depth: deepest,
+        containers,
     }
-    n
 }
 
 /// A `Value` whose objects had no repeated key.
@@ -258,8 +248,14 @@ mod tests {
         drop(doc);
         let err = Doc::parse(nested(GO_MAX_DEPTH + 1).as_bytes()).expect_err("too deep");
         assert!(err.contains("10000"), "{err}");
-        assert_eq!(nesting(br#"{"a":"[[[{{","b":[1]}"#), 2);
-        assert_eq!(containers(br#"{"a":"[[[{{\"{","b":[1,{}]}"#), 3);
+        assert_eq!(shape(br#"{"a":"[[[{{","b":[1]}"#).depth, 2);
+        assert_eq!(
+            shape(br#"{"a":"[[[{{\"{","b":[1,{}]}"#),
+            Shape {
+                depth: 3,
+                containers: 3
+            }
+        );
     }
 
     #[test]

@@ -149,7 +149,7 @@ async fn handle_guarded(
     let server = &state.config.server;
     // A tree of a million tiny objects costs fifty times its bytes: refuse
     // before building it.
-    let containers = gojson::containers(&bytes);
+    let containers = gojson::shape(&bytes).containers;
     if containers > server.max_texts.saturating_mul(10) {
         return Err(ProxyError::TooMuchText {
             count: containers,
