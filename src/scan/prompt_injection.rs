@@ -251,12 +251,7 @@ pub fn calibrated(p: f32, threshold: f32) -> f32 {
 /// (score, why) from the rule families, the delimiter check and decoded
 /// payloads alone; 0 when nothing fires.
 pub fn rule_score(text: &str) -> (f32, String) {
-    rule_score_folded(text, &fold(text))
-}
-
-/// [`rule_score`] with the text already folded.
-fn rule_score_folded(text: &str, folded: &str) -> (f32, String) {
-    let mut best = rules(folded).map_or((0.0, String::new()), |(s, n)| (s, n.to_string()));
+    let mut best = rules(&fold(text)).map_or((0.0, String::new()), |(s, n)| (s, n.to_string()));
     if delimiters().is_match(text) && best.0 < 0.8 {
         best = (0.8, "delimiter or chat-template injection".into());
     }

@@ -20,9 +20,9 @@ use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
 use tokio::sync::oneshot;
 
-pub use engine::MAX_BATCH;
-pub use files::{FIX, ModelFiles};
-pub use head::Head;
+use engine::MAX_BATCH;
+use files::{FIX, ModelFiles};
+use head::Head;
 
 /// Where the model files are and how the classifier may use the machine.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
