@@ -115,13 +115,6 @@ fn runtime() -> Result<&'static Runtime, ScanError> {
 mod tests {
     use super::*;
 
-    fn busy(d: Duration) {
-        let start = std::time::Instant::now();
-        while start.elapsed() < d {
-            std::hint::spin_loop();
-        }
-    }
-
     #[tokio::test]
     async fn big_texts_are_scanned_off_the_calling_thread() {
         let pool = ScanPool::new(Duration::from_secs(10));
@@ -168,10 +161,21 @@ mod tests {
         // The caller's runtime has one thread; a scan spinning for 300 ms on
         // the scan threads must not keep a second task there from running.
         let pool = ScanPool::new(Duration::from_secs(10));
+        let spin = crate::scan::delay::Config {
+            millis: 300,
+            busy: true,
+            ..Default::default()
+        }
+        .build()
+        .expect("delay");
         let scan = tokio::spawn(async move {
-            pool.off_thread(async {
-                busy(Duration::from_millis(300));
-                Ok(())
+            pool.off_thread(async move {
+                crate::scan::Scanner::scan(&spin, "x")
+                    .await
+                    .map_err(|message| ScanError {
+                        scanner: "delay".into(),
+                        message,
+                    })
             })
             .await
         });
