@@ -1,77 +1,124 @@
 #!/usr/bin/env bash
-# ollama-guard against nginx, side by side in one run: the same upstream (an
-# nginx worker answering /api/chat with a fixed Ollama reply, standing in for
-# a very fast Ollama), reached directly, through nginx (1 worker, upstream
-# keepalive, no scanning) and through ollama-guard (the default config, warm
-# verdicts: every request repeats the prompt). Non-streamed /api/chat, wrk
-# with 2 threads and 32 connections, rounds interleaved. Prints requests/s,
-# p50 latency, and the ratios to nginx. Installs nginx and wrk when missing.
-#   bench/nginx.sh [SECONDS_PER_ROUND] (default 10)
+# ollama-guard against nginx, side by side in one run, the way issue 11
+# measures it: the same upstream (an nginx worker answering /api/chat with a
+# fixed Ollama reply, standing in for a very fast Ollama) reached directly,
+# through nginx (1 worker, upstream keepalive, no scanning) and through
+# ollama-guard (the default config, warm verdicts: every request repeats the
+# prompt). oha with 32 connections; rounds interleaved, medians printed.
+#   whole:  non-streamed /api/chat: max requests/s, then p50 at a fixed 2,000 req/s
+#   stream: a 200-chunk NDJSON reply: max requests/s x 200 = chunks/s
+# Installs nginx (Debian) and oha (crates.io, into target/tools) when missing.
+#   bench/nginx.sh [SECONDS_PER_ROUND] (default 10) [ROUNDS] (default 3)
+# GUARD_BIN=path measures another ollama-guard binary (an older build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
-missing=()
-command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
-command -v wrk >/dev/null || missing+=(wrk)
-if [ ${#missing[@]} -gt 0 ]; then
+rounds=${2:-3}
+if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
   sudo_=(); [ "$(id -u)" -eq 0 ] || sudo_=(sudo -n)
-  "${sudo_[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  "${sudo_[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light >/dev/null
 fi
 nginx=$(command -v nginx || echo /usr/sbin/nginx)
+oha=$(command -v oha || echo target/tools/bin/oha)
+[ -x "$oha" ] || cargo install oha --version 1.16.0 --locked --root target/tools
 ./scripts/fetch-models.sh >/dev/null
-cargo build --release --locked --bin ollama-guard 2>/dev/null
+guard=${GUARD_BIN:-target/release/ollama-guard}
+[ -n "${GUARD_BIN:-}" ] || cargo build --release --locked --bin ollama-guard 2>/dev/null
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-up=$(free_port); ng=$(free_port); og=$(free_port)
-work=$(mktemp -d)
+work=$(mktemp -d); chmod 755 "$work" # nginx workers run as nobody
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; [ -n "${KEEP:-}" ] || rm -rf "$work"; }
 trap cleanup EXIT
 
-reply='{"model":"m","created_at":"2026-01-01T00:00:00Z","message":{"role":"assistant","content":"The sky looks blue because air scatters short wavelengths of sunlight more than long ones."},"done_reason":"stop","done":true,"total_duration":1,"load_duration":1,"prompt_eval_count":9,"prompt_eval_duration":1,"eval_count":18,"eval_duration":1}'
-nginx_conf() { # NAME SERVER_BLOCK
+# Files served (nginx answers a POST to a static file with 405, so the
+# error_page turns that into the file): the non-streamed reply, and a 200-frame stream (199 one-word frames and the
+# final frame), as Ollama sends them.
+python3 - "$work" <<'PY'
+import json, sys
+dump = lambda d: json.dumps(d, separators=(",", ":"))
+base = {"model": "m", "created_at": "2026-01-01T00:00:00Z"}
+text = "The sky looks blue because air scatters short wavelengths of sunlight more than long ones."
+with open(f"{sys.argv[1]}/whole.json", "w") as f:
+    f.write(dump({**base, "message": {"role": "assistant", "content": text}, "done_reason": "stop",
+                  "done": True, "total_duration": 1, "load_duration": 1, "prompt_eval_count": 9,
+                  "prompt_eval_duration": 1, "eval_count": 18, "eval_duration": 1}))
+words = (text + " Our eyes are also more sensitive to blue than to violet.").split()
+with open(f"{sys.argv[1]}/stream.json", "w") as f:
+    for i in range(199):
+        f.write(dump({**base, "message": {"role": "assistant", "content": words[i % len(words)] + " "},
+                      "done": False}) + "\n")
+    f.write(dump({**base, "message": {"role": "assistant", "content": ""}, "done_reason": "stop",
+                  "done": True, "total_duration": 1, "eval_count": 199}) + "\n")
+PY
+
+declare -A port
+for mode in whole stream; do
+  for t in up ng og; do port[$t-$mode]=$(free_port); done
+done
+upstreams=""; proxies=""
+for mode in whole stream; do
+  type=application/json; [ "$mode" = stream ] && type=application/x-ndjson
+  upstreams+="server { listen 127.0.0.1:${port[up-$mode]}; keepalive_requests 1000000;
+    location / { default_type $type; root $work; rewrite ^ /$mode.json break; error_page 405 =200 /$mode.json; } }
+  "
+  proxies+="upstream ollama_$mode { server 127.0.0.1:${port[up-$mode]}; keepalive 64; }
+  server { listen 127.0.0.1:${port[ng-$mode]}; keepalive_requests 1000000;
+    location / { proxy_pass http://ollama_$mode; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }
+  "
+done
+nginx_conf() { # NAME HTTP_BLOCK
   mkdir -p "$work/$1"
-  cat >"$work/$1/nginx.conf" <<EOF
-daemon off; worker_processes 1; pid $work/$1/pid; error_log $work/$1/error.log crit;
+  printf '%s\n' "daemon off; worker_processes 1; pid $work/$1/pid; error_log $work/$1/error.log crit;
 events { worker_connections 4096; }
 http { access_log off; client_body_temp_path $work/$1; proxy_temp_path $work/$1;
-  $2 }
-EOF
+  $2 }" >"$work/$1/nginx.conf"
 }
-nginx_conf up "server { listen 127.0.0.1:$up; keepalive_requests 1000000;
-  location / { default_type application/json; return 200 '$reply'; } }"
-nginx_conf ng "upstream ollama { server 127.0.0.1:$up; keepalive 64; }
-  server { listen 127.0.0.1:$ng; keepalive_requests 1000000;
-  location / { proxy_pass http://ollama; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
+nginx_conf up "$upstreams"
+nginx_conf ng "$proxies"
 "$nginx" -c "$work/up/nginx.conf" -p "$work/up" & pids+=($!)
 "$nginx" -c "$work/ng/nginx.conf" -p "$work/ng" & pids+=($!)
-PROXY_PORT=$og PROXY_HOST=127.0.0.1 OLLAMA_URL=http://127.0.0.1:$up CACHE_BACKEND=memory RUST_LOG=warn \
-  target/release/ollama-guard >"$work/guard.log" 2>&1 & pids+=($!)
-for port in "$up" "$ng" "$og"; do
-  until curl -fsS -o /dev/null -X POST "http://127.0.0.1:$port/api/chat" -d '{"model":"m","stream":false,"messages":[{"role":"user","content":"Why is the sky blue?"}]}' 2>/dev/null; do sleep 0.2; done
+for mode in whole stream; do
+  PROXY_PORT=${port[og-$mode]} PROXY_HOST=127.0.0.1 OLLAMA_URL=http://127.0.0.1:${port[up-$mode]} \
+    CACHE_BACKEND=memory RUST_LOG=warn "$guard" >"$work/guard-$mode.log" 2>&1 & pids+=($!)
 done
-cat >"$work/post.lua" <<'EOF'
-wrk.method = "POST"
-wrk.body = '{"model":"m","stream":false,"messages":[{"role":"user","content":"Why is the sky blue?"}]}'
-wrk.headers["Content-Type"] = "application/json"
-EOF
+body() { printf '{"model":"m","stream":%s,"messages":[{"role":"user","content":"Why is the sky blue?"}]}' "$1"; }
+for mode in whole stream; do
+  stream=false; [ "$mode" = stream ] && stream=true
+  for t in up ng og; do
+    until curl -fsS -o /dev/null -X POST "http://127.0.0.1:${port[$t-$mode]}/api/chat" -d "$(body $stream)" 2>/dev/null; do sleep 0.2; done
+    lines=$(curl -fsS -X POST "http://127.0.0.1:${port[$t-$mode]}/api/chat" -d "$(body $stream)" | wc -l)
+    [ "$mode" = whole ] || [ "$lines" -eq 200 ] || { echo "$t answered $lines lines, not 200" >&2; exit 1; }
+  done
+done
 
-declare -A rps p50
-for round in 1 2 3; do
-  for target in direct:$up nginx:$ng ollama-guard:$og; do
-    name=${target%%:*}; port=${target##*:}
-    out=$(wrk -t2 -c32 -d"${secs}s" --latency -s "$work/post.lua" "http://127.0.0.1:$port/api/chat")
-    r=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
-    l=$(awk '$1 == "50%" {print $2}' <<<"$out")
-    rps[$name]="${rps[$name]:-} $r"; p50[$name]="${p50[$name]:-} $l"
-    echo "round $round  $name  $r req/s  p50 $l"
+load() { # PORT STREAM [QPS] -> "rps p50_ms"; fails on any non-200 answer
+  local extra=(); [ -n "${3:-}" ] && extra=(-q "$3")
+  "$oha" -z "${secs}s" -c 32 "${extra[@]}" --no-tui --output-format json -m POST \
+    -H 'Content-Type: application/json' -d "$(body "$2")" "http://127.0.0.1:$1/api/chat" |
+    python3 -c 'import json, sys
+d = json.load(sys.stdin)
+codes = d["statusCodeDistribution"]
+assert set(codes) == {"200"} and d["summary"]["successRate"] == 1.0, codes
+print(round(d["summary"]["requestsPerSec"]), round(d["latencyPercentiles"]["p50"] * 1000, 3))'
+}
+declare -A res
+declare -A names=([up]=direct [ng]=nginx [og]=ollama-guard)
+for round in $(seq "$rounds"); do
+  for t in up ng og; do
+    read -r r _ <<<"$(load "${port[$t-whole]}" false)"; res[$t-max]+=" $r"
+    read -r _ l <<<"$(load "${port[$t-whole]}" false 2000)"; res[$t-p50]+=" $l"
+    read -r s _ <<<"$(load "${port[$t-stream]}" true)"; res[$t-stream]+=" $s"
+    echo "round $round  ${names[$t]}: $r req/s, p50 $l ms at 2k req/s, stream $((s * 200)) chunks/s"
   done
 done
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+declare -A med
+for t in up ng og; do for k in max p50 stream; do med[$t-$k]=$(median <<<"${res[$t-$k]}"); done; done
 echo
-printf '%-14s %12s %10s\n' target "req/s (med)" "p50 (med)"
-for name in direct nginx ollama-guard; do
-  printf '%-14s %12s %10s\n' "$name" "$(median <<<"${rps[$name]}")" "$(median <<<"$(sed 's/us//g; s/ms/e3/g' <<<"${p50[$name]}")")"
+printf '%-13s %10s %14s %14s %15s\n' path "max req/s" "p50 @2k (ms)" "added p50" "stream chunk/s"
+for t in up ng og; do
+  added=$(python3 -c "print(f'{${med[$t-p50]} - ${med[up-p50]}:+.3f}')")
+  printf '%-13s %10s %14s %14s %15s\n' "${names[$t]}" "${med[$t-max]}" "${med[$t-p50]}" "$added" "$((med[$t-stream] * 200))"
 done
-g=$(median <<<"${rps[ollama-guard]}"); n=$(median <<<"${rps[nginx]}")
-echo "ollama-guard / nginx requests/s: $(python3 -c "print(round($g / $n, 2))")   (p50 in µs; wrk prints ms as e3)"
+python3 -c "print(f'ollama-guard / nginx: max req/s {${med[og-max]} / ${med[ng-max]}:.2f}x, stream chunks/s {${med[og-stream]} / ${med[ng-stream]}:.2f}x')"

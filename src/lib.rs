@@ -86,7 +86,8 @@ impl AppState {
         let cache = VerdictCache::from_config(&config, &metrics).map_err(anyhow::Error::msg)?;
         let guard = Guard::new(&config, Arc::new(cache), metrics.clone())
             .map_err(|p| anyhow::anyhow!(p.join("; ")))?;
-        let upstream = Upstream::new(&config.ollama).context("building the HTTP client")?;
+        let upstream = Upstream::new(&config.ollama, config.server.worker_count())
+            .context("building the HTTP client")?;
         Ok(Self {
             config: Arc::new(config),
             upstream: Arc::new(upstream),
@@ -114,6 +115,7 @@ pub async fn run(
     let limits = server::Limits {
         header_read_timeout: Duration::from_secs_f64(state.config.server.header_read_timeout_secs),
         max_connections: state.config.server.max_connections,
+        workers: state.config.server.worker_count(),
     };
     let server = server::serve(listener, api::app(state), limits, async move {
         signalled.await;
@@ -125,7 +127,7 @@ pub async fn run(
     };
     tokio::pin!(server);
     tokio::select! {
-        () = &mut server => return Ok(()),
+        served = &mut server => return served,
         () = grace => {}
     }
     tracing::warn!("shutdown grace period over; ending the streams still open");

@@ -1,7 +1,9 @@
-//! The one HTTP client to Ollama: forwards method, path, query, headers and
+//! The HTTP client to Ollama: forwards method, path, query, headers and
 //! body, with connect, response and idle timeouts, and maps transport
-//! failures to 502/504.
+//! failures to 502/504. One connection pool per server worker, so an
+//! upstream connection is driven by the thread whose request uses it.
 
+use std::cell::Cell;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -31,30 +33,77 @@ pub fn strip_hop_headers(headers: &mut HeaderMap) {
     }
 }
 
+thread_local! {
+    /// The server worker this thread is (0 off the workers: tests, probes).
+    static WORKER: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Marks this thread as server worker `index`: its requests use pool `index`.
+pub fn enter_worker(index: usize) {
+    WORKER.set(index);
+}
+
 pub struct Upstream {
-    client: reqwest::Client,
-    /// Base URL without a trailing slash.
+    /// One client (pool) per server worker; see [`enter_worker`].
+    clients: Vec<reqwest::Client>,
+    /// Base URL without a trailing slash, for messages.
     base: String,
+    /// `base` parsed once: each request only sets its path and query, so
+    /// the host is never parsed (nor IDNA-mapped) again.
+    url: reqwest::Url,
+    /// The base URL's own path (Ollama behind a path prefix), no trailing
+    /// slash; usually empty.
+    prefix: String,
     response_timeout: Duration,
 }
 
 impl Upstream {
-    pub fn new(config: &OllamaConfig) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(secs(config.connect_timeout_secs))
-            .read_timeout(secs(config.idle_timeout_secs))
-            .pool_idle_timeout(Duration::from_secs(90))
-            .no_proxy()
-            .build()?;
+    pub fn new(config: &OllamaConfig, workers: usize) -> anyhow::Result<Self> {
+        let base = config.url.trim_end_matches('/').to_string();
+        let url = reqwest::Url::parse(&base)?;
+        let prefix = url.path().trim_end_matches('/').to_string();
+        let client = || -> reqwest::Result<reqwest::Client> {
+            reqwest::Client::builder()
+                .connect_timeout(secs(config.connect_timeout_secs))
+                .read_timeout(secs(config.idle_timeout_secs))
+                .pool_idle_timeout(Duration::from_secs(90))
+                .no_proxy()
+                .build()
+        };
         Ok(Self {
-            client,
-            base: config.url.trim_end_matches('/').to_string(),
+            clients: (0..workers.max(1))
+                .map(|_| client())
+                .collect::<Result<_, _>>()?,
+            base,
+            url,
+            prefix,
             response_timeout: secs(config.response_timeout_secs),
         })
     }
 
+    /// This worker's client.
+    fn client(&self) -> &reqwest::Client {
+        &self.clients[WORKER.get() % self.clients.len()]
+    }
+
     pub fn base_url(&self) -> &str {
         &self.base
+    }
+
+    /// The upstream URL of `path_and_query` (which starts with `/`).
+    fn url(&self, path_and_query: &str) -> reqwest::Url {
+        let (path, query) = match path_and_query.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (path_and_query, None),
+        };
+        let mut url = self.url.clone();
+        if self.prefix.is_empty() {
+            url.set_path(path);
+        } else {
+            url.set_path(&format!("{}{path}", self.prefix));
+        }
+        url.set_query(query);
+        url
     }
 
     /// Sends a request and waits for the response headers.
@@ -67,8 +116,8 @@ impl Upstream {
     ) -> Result<reqwest::Response, ProxyError> {
         strip_hop_headers(&mut headers);
         let request = self
-            .client
-            .request(method, format!("{}{path_and_query}", self.base))
+            .client()
+            .request(method, self.url(path_and_query))
             .headers(headers)
             .body(body);
         match tokio::time::timeout(self.response_timeout, request.send()).await {
@@ -87,8 +136,8 @@ impl Upstream {
     /// A quick liveness probe of Ollama (`GET /api/version`).
     pub async fn probe(&self, timeout: Duration) -> bool {
         let request = self
-            .client
-            .get(format!("{}/api/version", self.base))
+            .client()
+            .get(self.url("/api/version"))
             .timeout(timeout)
             .send();
         matches!(request.await, Ok(r) if r.status().is_success())
@@ -106,4 +155,36 @@ pub fn relay(response: reqwest::Response) -> Response<Body> {
     *out.status_mut() = status;
     *out.headers_mut() = headers;
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upstream(url: &str) -> Upstream {
+        let config = OllamaConfig {
+            url: url.into(),
+            ..OllamaConfig::default()
+        };
+        Upstream::new(&config, 2).expect("valid url")
+    }
+
+    #[test]
+    fn urls_keep_the_base_and_its_prefix() {
+        let plain = upstream("http://127.0.0.1:11434/");
+        assert_eq!(
+            plain.url("/api/chat").as_str(),
+            "http://127.0.0.1:11434/api/chat"
+        );
+        assert_eq!(
+            plain.url("/api/tags?x=1&y").as_str(),
+            "http://127.0.0.1:11434/api/tags?x=1&y"
+        );
+        let prefixed = upstream("https://gpu.example:8443/ollama/");
+        assert_eq!(
+            prefixed.url("/api/blobs/sha256:ab?q").as_str(),
+            "https://gpu.example:8443/ollama/api/blobs/sha256:ab?q"
+        );
+        assert_eq!(prefixed.base_url(), "https://gpu.example:8443/ollama");
+    }
 }

@@ -3,7 +3,7 @@
 //!
 //! Layer stack, outermost first (what a request meets in order):
 //! 1. `SetRequestIdLayer`: gives every request an `x-request-id` (kept if the
-//!    client sent one).
+//!    client sent one; see `request_id` for the form).
 //! 2. `TraceLayer`: one span per request (method, path, request id, status,
 //!    latency); bodies are never logged.
 //! 3. `PropagateRequestIdLayer`: echoes `x-request-id` on the response.
@@ -19,6 +19,7 @@
 
 mod admin;
 mod ops;
+mod request_id;
 mod scan;
 
 use axum::extract::{Request, State};
@@ -27,7 +28,7 @@ use axum::routing::{any, get, post};
 use axum::{Router, middleware};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::AppState;
@@ -74,7 +75,7 @@ pub fn app(state: AppState) -> Router {
         );
     }
     let layers = ServiceBuilder::new()
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, request_id::Sequential::default()))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &HttpRequest<_>| {
             let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)

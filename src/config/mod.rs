@@ -66,6 +66,19 @@ pub struct ServerConfig {
     /// Requests handled at once (`/health` and `/metrics` aside); more get
     /// 503 with `Retry-After`.
     pub max_in_flight: usize,
+    /// Threads serving connections, each with its own runtime and upstream
+    /// pool; 0 means one per core.
+    pub workers: usize,
+}
+
+impl ServerConfig {
+    /// `workers`, with 0 resolved to the number of cores.
+    pub fn worker_count(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+            n => n,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,6 +101,7 @@ impl Default for ServerConfig {
             body_read_timeout_secs: 30.0,
             max_connections: 4096,
             max_in_flight: 1024,
+            workers: 0,
         }
     }
 }

@@ -18,7 +18,7 @@ use bytes::Bytes;
 
 use crate::AppState;
 use crate::cache::Tier;
-use crate::dialect::request::Refused;
+use crate::dialect::request::{Allowed, Refused, Request as ParsedRequest};
 use crate::dialect::{Route, apply_rewrites, gojson};
 use crate::error::{ApiError, ProxyError};
 use crate::guard::Decision;
@@ -147,24 +147,18 @@ async fn handle_guarded(
         .map_err(|_| ProxyError::BodyTimeout { secs })??;
     let guard_config = &state.config.guard;
     let server = &state.config.server;
-    // A tree of a million tiny objects costs fifty times its bytes: refuse
-    // before building it.
-    let containers = gojson::shape(&bytes).containers;
-    if containers > server.max_texts.saturating_mul(10) {
-        return Err(ProxyError::TooMuchText {
-            count: containers,
-            what: "JSON objects and arrays",
-            limit: server.max_texts.saturating_mul(10),
-            key: "10 x server.max_texts",
-        });
-    }
-    let mut request =
-        route
-            .parse(&bytes, guard_config.allowed())
-            .map_err(|refused| match refused {
-                Refused::Json(e) => ProxyError::BadJson(e),
-                Refused::Shape(e) => ProxyError::BadShape(e),
-            })?;
+    let (allowed, max_texts) = (guard_config.allowed(), server.max_texts);
+    let mut request = if bytes.len() <= PARSE_INLINE_BYTES {
+        parse_request(route, &bytes, allowed, max_texts)?
+    } else {
+        // Tens of megabytes (a vision request) take a worker's thread for
+        // a tenth of a second or more: every other connection on that
+        // worker would wait. Big bodies are parsed on the blocking pool.
+        let body = bytes.clone();
+        tokio::task::spawn_blocking(move || parse_request(route, &body, allowed, max_texts))
+            .await
+            .map_err(|e| ProxyError::Internal(e.to_string()))??
+    };
     let scan_input = !route.is_embedding() || guard_config.scan_embeddings;
     if !scan_input {
         request.segments.clear();
@@ -264,6 +258,36 @@ async fn handle_guarded(
         relay(upstream)
     };
     Ok(with_cache_header(reply, checked.tier))
+}
+
+/// Bodies up to this size are parsed on the worker serving the connection;
+/// bigger ones off it (see `handle_guarded`).
+const PARSE_INLINE_BYTES: usize = 256 * 1024;
+
+/// Reads a body the way Ollama reads it, after refusing a tree of more
+/// containers than `10 x max_texts` before building it (a tree of a million
+/// tiny objects costs fifty times its bytes).
+fn parse_request(
+    route: Route,
+    bytes: &[u8],
+    allowed: Allowed,
+    max_texts: usize,
+) -> Result<ParsedRequest, ProxyError> {
+    let containers = gojson::shape(bytes).containers;
+    if containers > max_texts.saturating_mul(10) {
+        return Err(ProxyError::TooMuchText {
+            count: containers,
+            what: "JSON objects and arrays",
+            limit: max_texts.saturating_mul(10),
+            key: "10 x server.max_texts",
+        });
+    }
+    route
+        .parse(bytes, allowed)
+        .map_err(|refused| match refused {
+            Refused::Json(e) => ProxyError::BadJson(e),
+            Refused::Shape(e) => ProxyError::BadShape(e),
+        })
 }
 
 fn with_cache_header(mut response: Response, tier: Option<Tier>) -> Response {
