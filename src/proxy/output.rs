@@ -89,10 +89,12 @@ pub async fn guard(
             include_usage: reply.include_usage,
             closing: state.closing.subscribe(),
         };
-        let mut response = Response::new(Body::from_stream(stream::guard_stream(
-            ctx,
-            upstream.bytes_stream(),
-        )));
+        let live = state.metrics.stream_started();
+        let frames = stream::guard_stream(ctx, upstream.bytes_stream()).map(move |frame| {
+            let _live = &live;
+            frame
+        });
+        let mut response = Response::new(Body::from_stream(frames));
         *response.status_mut() = status;
         *response.headers_mut() = headers;
         return Ok(response);
