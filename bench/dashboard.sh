@@ -15,7 +15,7 @@ prom=target/tools/prometheus/usr/bin/prometheus
 if [ ! -x "$prom" ]; then
   deb=$(mktemp -d)
   (cd "$deb" && apt-get download -qq prometheus 2>/dev/null)
-  dpkg -x "$deb"/prometheus_*.deb target/tools/prometheus
+  mkdir -p target/tools && dpkg -x "$deb"/prometheus_*.deb target/tools/prometheus
   rm -rf "$deb"
 fi
 oha=$(command -v oha || echo target/tools/bin/oha)

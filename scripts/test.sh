@@ -60,7 +60,7 @@ if [ ! -x "$promtool" ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   deb=$(mktemp -d)
   (cd "$deb" && apt-get download -qq prometheus 2>/dev/null)
-  dpkg -x "$deb"/prometheus_*.deb target/tools/prometheus
+  mkdir -p target/tools && dpkg -x "$deb"/prometheus_*.deb target/tools/prometheus
   rm -rf "$deb"
 fi
 "$promtool" check config deploy/prometheus/prometheus.yml
