@@ -22,6 +22,13 @@ PROXY_PORT=$port PROXY_HOST=127.0.0.1 OLLAMA_URL=http://127.0.0.1:9 CACHE_BACKEN
   target/release/ollama-guard >"$work/log" 2>&1 &
 pid=$!
 until curl -fsS -o /dev/null "http://127.0.0.1:$port/health" 2>/dev/null; do sleep 0.1; done
+# health_latency CALLS PAUSE: /health CALLS times, PAUSE s apart; prints p50 and max.
+health_latency() {
+  for _ in $(seq "$1"); do
+    curl -s -o /dev/null -w '%{time_total}\n' "http://127.0.0.1:$port/health"
+    sleep "$2"
+  done | sort -n | awk '{a[NR]=$1} END {printf "   /health over %d calls: p50 %.1f ms, max %.1f ms\n", NR, a[int((NR+1)/2)]*1000, a[NR]*1000}'
+}
 rss() { awk -v k="$1" '$1 == k":" {print $2}' "/proc/$pid/status"; }
 python3 - "$work" <<'PY'
 import json, sys
@@ -46,18 +53,12 @@ for i in 1 2; do
   prompts+=($!)
 done
 sleep 0.2
-for _ in $(seq 20); do
-  curl -s -o /dev/null -w '%{time_total}\n' "http://127.0.0.1:$port/health"
-  sleep 0.05
-done | sort -n | awk '{a[NR]=$1} END {printf "   /health over %d calls: p50 %.1f ms, max %.1f ms\n", NR, a[int((NR+1)/2)]*1000, a[NR]*1000}'
+health_latency 20 0.05
 wait "${prompts[@]}"
 echo "   peak RSS (VmHWM) $(rss VmHWM) kB"
 echo "3. /health while three $(du -h "$work/vision.json" | cut -f1) vision requests are read and parsed, one after another"
 ( for _ in 1 2 3; do curl -s -o /dev/null "http://127.0.0.1:$port/api/chat" --data-binary "@$work/vision.json"; done ) &
 vision=$!
 sleep 0.1
-for _ in $(seq 40); do
-  curl -s -o /dev/null -w '%{time_total}\n' "http://127.0.0.1:$port/health"
-  sleep 0.02
-done | sort -n | awk '{a[NR]=$1} END {printf "   /health over %d calls: p50 %.1f ms, max %.1f ms\n", NR, a[int((NR+1)/2)]*1000, a[NR]*1000}'
+health_latency 40 0.02
 wait "$vision"

@@ -11,13 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-docs/dashboard.png}
 mkdir -p "$(dirname "$out")" target/tools
+./scripts/prometheus-tools.sh
 prom=target/tools/prometheus/usr/bin/prometheus
-if [ ! -x "$prom" ]; then
-  deb=$(mktemp -d)
-  (cd "$deb" && apt-get download -qq prometheus 2>/dev/null)
-  mkdir -p target/tools && dpkg -x "$deb"/prometheus_*.deb target/tools/prometheus
-  rm -rf "$deb"
-fi
 oha=$(command -v oha || echo target/tools/bin/oha)
 [ -x "$oha" ] || cargo install oha --version 1.16.0 --locked --root target/tools
 venv=target/bench-venv

@@ -53,16 +53,9 @@ done
 echo "docker-compose.yml --profile monitoring: valid"
 
 echo "==> Prometheus rules and config"
-# promtool from Debian's prometheus package, unpacked into target/tools
-# (installing the package would start a Prometheus server).
+# promtool from Debian's prometheus package (scripts/prometheus-tools.sh).
 promtool=$(command -v promtool || echo target/tools/prometheus/usr/bin/promtool)
-if [ ! -x "$promtool" ]; then
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  deb=$(mktemp -d)
-  (cd "$deb" && apt-get download -qq prometheus 2>/dev/null)
-  mkdir -p target/tools && dpkg -x "$deb"/prometheus_*.deb target/tools/prometheus
-  rm -rf "$deb"
-fi
+[ -x "$promtool" ] || ./scripts/prometheus-tools.sh
 "$promtool" check config deploy/prometheus/prometheus.yml
 "$promtool" test rules deploy/prometheus/alerts_test.yml
 

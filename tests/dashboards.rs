@@ -8,7 +8,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{SCANNERS, client, post_json, stack};
+use common::{SCANNERS, post_json, stack};
 use regex::Regex;
 use serde_json::{Value, json};
 
@@ -108,14 +108,7 @@ fn names_are_read_out_of_promql() {
 /// Names in the proxy's scrape: histogram series under their `_bucket`,
 /// `_sum` and `_count` names.
 async fn served(url: &str) -> BTreeSet<String> {
-    let text = client()
-        .get(format!("{url}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = common::metrics_text(url).await;
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
         .map(|l| l.split(['{', ' ']).next().unwrap().to_string())

@@ -157,14 +157,7 @@ async fn model_names_never_become_labels() {
         let body = json!({"model": format!("model-{i}"), "prompt": "hi", "stream": false});
         common::post_json(&proxy.url, "/api/generate", &body).await;
     }
-    let text = client()
-        .get(format!("{}/metrics", proxy.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = common::metrics_text(&proxy.url).await;
     assert!(!text.contains("model-"), "{text}");
 }
 

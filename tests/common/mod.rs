@@ -97,6 +97,18 @@ pub fn redis_config(upstream: &str, redis_url: &str, yaml: &str) -> Config {
     config(upstream, &yaml)
 }
 
+/// The proxy's `/metrics` text.
+pub async fn metrics_text(url: &str) -> String {
+    client()
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("scrape body")
+}
+
 /// GETs a JSON endpoint of the proxy.
 pub async fn get_json(url: &str) -> serde_json::Value {
     client()
