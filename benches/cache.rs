@@ -59,6 +59,7 @@ fn key(i: usize) -> CacheKey {
     CacheKey::new(KeyParts {
         policy: "bench",
         direction: Direction::Input,
+        prompt: None,
         text: &format!("text {i}"),
     })
 }

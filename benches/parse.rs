@@ -95,7 +95,7 @@ fn main() {
     let pipeline = build_pipeline(
         "scanners.input",
         &config.scanners.input,
-        &config.guard.models(),
+        &config.scanner_resources(),
     )
     .unwrap();
     let seams = pipeline.for_seams();

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use ollama_guard::config::{Config, load_from};
 use ollama_guard::scan::classifier::Setup;
-use ollama_guard::scan::registry::build_pipeline;
+use ollama_guard::scan::registry::{Resources, build_pipeline};
 use ollama_guard::scan::{Pipeline, ScannerSpec};
 use support::percentile;
 
@@ -72,7 +72,10 @@ async fn main() {
     let config: Config = load_from(&shipped, |_| None).expect("config");
     // The classifier on one core too; it costs milliseconds, so it runs a
     // hundredth as often (benches/classifier.rs measures it in detail).
-    let models = Setup::new(concat!(env!("CARGO_MANIFEST_DIR"), "/models"), 1);
+    let models = Resources {
+        models: Setup::new(concat!(env!("CARGO_MANIFEST_DIR"), "/models"), 1),
+        ..config.scanner_resources()
+    };
     let runs = |kind: &str| match kind {
         "prompt_injection" => (iterations / 100).max(5),
         _ => iterations,
@@ -117,7 +120,7 @@ fn sized(text: &str, bytes: usize) -> String {
 /// worst case for span scanners (`a@b.co ` repeated: a match every 7 bytes),
 /// so growth faster than linear shows. An error (`max_windows` passed) is
 /// timed too: it is what such a text costs.
-async fn growth(defaults: &[ScannerSpec], optional: &[ScannerSpec], models: &Setup) {
+async fn growth(defaults: &[ScannerSpec], optional: &[ScannerSpec], models: &Resources) {
     println!("\ngrowth: one scan each (best of 3 at 1 KB and 100 KB, one at 5 MB), ms");
     println!(
         "{:<34} {:>9} {:>9} {:>9} {:>12} {:>12} {:>12}",

@@ -14,6 +14,10 @@ const KEY_VERSION: &str = "v2";
 pub struct KeyParts<'a> {
     pub policy: &'a str,
     pub direction: Direction,
+    /// The prompt a reply answers, for policies whose scanners judge a
+    /// reply in its conversation (`Some("")` when there is none); `None`
+    /// for every other policy. Hashed first, so its length is fixed.
+    pub prompt: Option<&'a str>,
     pub text: &'a str,
 }
 
@@ -26,10 +30,13 @@ impl CacheKey {
         let KeyParts {
             policy,
             direction,
+            prompt,
             text,
         } = parts;
+        let prompt = prompt.map(|p| format!("prompt:{}", hex::encode(Sha256::digest(p))));
         let mut h = Sha256::new();
-        for part in [KEY_VERSION, policy, direction.as_str(), text] {
+        let parts = [KEY_VERSION, policy, direction.as_str()];
+        for part in parts.into_iter().chain(prompt.as_deref()).chain([text]) {
             h.update(part.as_bytes());
             h.update([0u8]);
         }
@@ -86,9 +93,29 @@ mod tests {
         CacheKey::new(KeyParts {
             policy,
             direction,
+            prompt: None,
             text,
         })
         .0
+    }
+
+    fn reply_key(prompt: &str, text: &str) -> String {
+        CacheKey::new(KeyParts {
+            policy: "p",
+            direction: Direction::Output,
+            prompt: Some(prompt),
+            text,
+        })
+        .0
+    }
+
+    #[test]
+    fn a_reply_judged_in_context_is_keyed_by_its_prompt() {
+        let base = reply_key("how do I adopt a llama?", "go to the zoo");
+        assert_ne!(base, reply_key("how do I feed a llama?", "go to the zoo"));
+        assert_ne!(base, reply_key("how do I adopt a llama?", "go to the farm"));
+        assert_ne!(base, key("p", Direction::Output, "go to the zoo"));
+        assert_ne!(reply_key("", "x"), key("p", Direction::Output, "x"));
     }
 
     #[test]

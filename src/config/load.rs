@@ -116,7 +116,7 @@ fn section<T: DeserializeOwned + Default>(
 fn scanner_list(
     list: &str,
     value: Option<Value>,
-    models: &crate::scan::classifier::Setup,
+    res: &crate::scan::registry::Resources,
     problems: &mut Vec<String>,
 ) -> Option<Vec<ScannerSpec>> {
     let items = match value? {
@@ -144,7 +144,7 @@ fn scanner_list(
         // `validate()` would number the readable entries from 0; check them
         // here with their place in the file, and keep the default list.
         for (i, spec) in &specs {
-            if let Err(e) = spec.build(models) {
+            if let Err(e) = spec.build(res) {
                 problems.push(format!("scanners.{list}[{i}] ({}): {e}", spec.kind()));
             }
         }
@@ -169,7 +169,7 @@ fn typed(mut tree: Map<String, Value>, problems: &mut Vec<String>) -> Config {
                 if let Some(input) = scanner_list(
                     "input",
                     lists.remove("input"),
-                    &config.guard.models(),
+                    &config.scanner_resources(),
                     problems,
                 ) {
                     config.scanners.input = input;
@@ -177,7 +177,7 @@ fn typed(mut tree: Map<String, Value>, problems: &mut Vec<String>) -> Config {
                 if let Some(output) = scanner_list(
                     "output",
                     lists.remove("output"),
-                    &config.guard.models(),
+                    &config.scanner_resources(),
                     problems,
                 ) {
                     config.scanners.output = output;

@@ -168,6 +168,16 @@ pub struct GuardConfig {
     pub stream: StreamConfig,
 }
 
+impl Config {
+    /// What the scanners need from the rest of the configuration.
+    pub fn scanner_resources(&self) -> crate::scan::registry::Resources {
+        crate::scan::registry::Resources {
+            models: self.guard.models(),
+            ollama_url: self.ollama.url.clone(),
+        }
+    }
+}
+
 impl GuardConfig {
     /// Where model-running scanners find their files.
     pub fn models(&self) -> crate::scan::classifier::Setup {
@@ -227,11 +237,20 @@ pub struct StreamConfig {
     /// Bytes of already-sent text scanned again with the new text, so a
     /// phrase split across chunks is still seen whole.
     pub overlap_bytes: usize,
+    /// Judges (guard models, the classifier) see a stream field whole each
+    /// time this much new text has come (after a first 64 bytes, doubling
+    /// up to it), and at the end; the text waits for them. 0: only at the
+    /// end (the whole reply is held).
+    pub judge_every_bytes: usize,
 }
+
+/// Default largest interval between judgements of a stream field.
+pub const DEFAULT_JUDGE_EVERY_BYTES: usize = 512;
 
 impl Default for StreamConfig {
     fn default() -> Self {
         Self {
+            judge_every_bytes: DEFAULT_JUDGE_EVERY_BYTES,
             scan_interval_bytes: None,
             overlap_bytes: 256,
         }

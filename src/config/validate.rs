@@ -84,6 +84,10 @@ impl Config {
             self.guard.stream.overlap_bytes <= MAX_OVERLAP_BYTES,
             "guard.stream.overlap_bytes: must be at most 1048576",
         );
+        check(
+            self.guard.stream.judge_every_bytes <= crate::guard::output::MAX_HELD_BYTES,
+            "guard.stream.judge_every_bytes: must be at most 65536 (more is released anyway)",
+        );
         check(self.cache.ttl > 0, "cache.ttl: must be > 0 seconds");
         check(self.cache.max_size > 0, "cache.max_size: must be > 0");
         check(self.redis.port > 0, "redis.port: must be 1-65535");
@@ -115,7 +119,7 @@ impl Config {
             ("scanners.input", &self.scanners.input),
             ("scanners.output", &self.scanners.output),
         ] {
-            if let Err(problems) = build_pipeline(list, specs, &self.guard.models()) {
+            if let Err(problems) = build_pipeline(list, specs, &self.scanner_resources()) {
                 p.extend(problems);
             }
         }

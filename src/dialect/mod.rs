@@ -14,6 +14,8 @@
 //! - `output.rs`: the texts of model output, and the stream fields they
 //!   continue.
 //! - `codec.rs`: NDJSON and SSE framing.
+//! - `prompt.rs`: a request's last user turn, which guard models judge a
+//!   reply with.
 
 pub mod anthropic;
 pub mod codec;
@@ -21,6 +23,7 @@ pub mod gojson;
 pub mod ollama;
 pub mod openai;
 pub mod output;
+pub mod prompt;
 pub mod request;
 pub mod responses;
 pub mod schema;

@@ -18,7 +18,7 @@ use crate::metrics::Metrics;
 use crate::scan::pipeline::Run;
 use crate::scan::pool::ScanPool;
 use crate::scan::registry::build_pipeline;
-use crate::scan::{Direction, Mode, Numbering, Pipeline, ScanError, Verdict};
+use crate::scan::{Direction, Mode, Numbering, Pipeline, ScanError, Turn, Verdict};
 
 /// What to do with a request or response.
 #[derive(Debug, PartialEq)]
@@ -46,6 +46,14 @@ pub struct Policy {
     /// The scanners run over seams between fields, and their own key space.
     seams: Arc<Pipeline>,
     seam_fingerprint: String,
+    /// What a stream runs over each window: every scanner but the judges.
+    pub windows: Arc<Pipeline>,
+    /// The judges (guard models, the classifier), which a stream asks about
+    /// the reply so far at growing intervals, and their own key space.
+    pub judges: Arc<Pipeline>,
+    judge_fingerprint: String,
+    /// Replies are judged with their prompt, so keyed by it too.
+    uses_prompt: bool,
 }
 
 pub struct Guard {
@@ -67,12 +75,16 @@ impl Guard {
         metrics: Arc<Metrics>,
     ) -> Result<Self, Vec<String>> {
         let policy = |direction, list: &str, specs| -> Result<Policy, Vec<String>> {
-            let pipeline = build_pipeline(list, specs, &config.guard.models())?;
+            let pipeline = build_pipeline(list, specs, &config.scanner_resources())?;
             let fingerprint = policy_fingerprint(specs);
             Ok(Policy {
                 direction,
                 seams: Arc::new(pipeline.for_seams()),
                 seam_fingerprint: format!("{fingerprint}:seam"),
+                windows: Arc::new(pipeline.for_windows()),
+                judges: Arc::new(pipeline.judges()),
+                judge_fingerprint: format!("{fingerprint}:judges"),
+                uses_prompt: direction == Direction::Output && pipeline.uses_prompt(),
                 pipeline: Arc::new(pipeline),
                 fingerprint,
             })
@@ -93,6 +105,12 @@ impl Guard {
 
     pub fn fail_mode(&self) -> FailMode {
         self.fail_mode
+    }
+
+    /// Whether replies are judged together with their prompt (so the
+    /// proxy must find it).
+    pub fn judges_replies_with_prompt(&self) -> bool {
+        self.output.uses_prompt
     }
 
     pub fn policy(&self, direction: Direction) -> &Policy {
@@ -120,23 +138,62 @@ impl Guard {
         text: &str,
     ) -> (Result<Arc<Verdict>, ScanError>, Tier, Option<Vec<Run>>) {
         let policy = self.policy(direction);
-        self.scan_cached(direction, &policy.pipeline, &policy.fingerprint, text)
+        self.scan_cached(direction, &policy.pipeline, &policy.fingerprint, text, None)
             .await
     }
 
-    /// One text through the cache with the given scanners.
+    /// The cached (or fresh) verdict for one text of a reply to `prompt`,
+    /// with all the output scanners.
+    pub async fn reply_verdict(
+        &self,
+        text: &str,
+        prompt: Option<&Arc<str>>,
+    ) -> Result<Arc<Verdict>, ScanError> {
+        let policy = &self.output;
+        let (pipeline, fingerprint) = (&policy.pipeline, &policy.fingerprint);
+        (self
+            .scan_cached(Direction::Output, pipeline, fingerprint, text, prompt)
+            .await)
+            .0
+    }
+
+    /// The output judges' cached (or fresh) verdict on a reply so far.
+    pub async fn judge_reply(
+        &self,
+        text: &str,
+        prompt: Option<&Arc<str>>,
+    ) -> Result<Arc<Verdict>, ScanError> {
+        let policy = &self.output;
+        let (pipeline, fingerprint) = (&policy.judges, &policy.judge_fingerprint);
+        (self
+            .scan_cached(Direction::Output, pipeline, fingerprint, text, prompt)
+            .await)
+            .0
+    }
+
+    /// One text through the cache with the given scanners; `prompt` counts
+    /// (in the key and the scan) only where the policy judges replies in
+    /// their conversation.
     async fn scan_cached(
         &self,
         direction: Direction,
         pipeline: &Arc<Pipeline>,
         fingerprint: &str,
         text: &str,
+        prompt: Option<&Arc<str>>,
     ) -> (Result<Arc<Verdict>, ScanError>, Tier, Option<Vec<Run>>) {
+        let uses_prompt = self.policy(direction).uses_prompt;
+        let prompt = prompt.filter(|_| uses_prompt);
         let key = CacheKey::new(KeyParts {
             policy: fingerprint,
             direction,
+            prompt: uses_prompt.then(|| prompt.map_or("", |p| &**p)),
             text,
         });
+        let turn = match direction {
+            Direction::Input => Turn::Prompt,
+            Direction::Output => Turn::Reply(prompt.cloned()),
+        };
         let (pipeline, metrics, pool) = (pipeline.clone(), self.metrics.clone(), self.pool.clone());
         let owned = text.to_string();
         let runs: Arc<std::sync::Mutex<Option<Vec<Run>>>> = Arc::default();
@@ -144,7 +201,7 @@ impl Guard {
         let (result, tier) = self
             .cache
             .get_or_scan(key, async move {
-                let scanned = pool.scan(&pipeline, &owned).await?;
+                let scanned = pool.scan_turn(&pipeline, &owned, &turn).await?;
                 metrics.observe_scan(direction, &scanned.runs);
                 *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(scanned.runs);
                 Ok(scanned.verdict)
@@ -214,7 +271,7 @@ impl Guard {
                 Some(_) => (&policy.seams, &policy.seam_fingerprint),
                 None => (&policy.pipeline, &policy.fingerprint),
             };
-            self.scan_cached(direction, pipeline, fingerprint, &j.text)
+            self.scan_cached(direction, pipeline, fingerprint, &j.text, None)
         }))
         .await;
         let mut blockers = Vec::new();

@@ -13,6 +13,13 @@
 //! - **Scan what the client will see.** Redacted text is scanned again
 //!   until nothing changes (at most [`MAX_ROUNDS`]); a redaction that would
 //!   have to cut text already sent blocks instead.
+//! - **Judges see the reply so far.** Costly whole-text scanners (guard
+//!   models, the classifier) are not run on every window: a stream field
+//!   is judged whole, with the prompt it answers, when its unjudged text
+//!   reaches the next interval (64 bytes, then doubling to
+//!   `guard.stream.judge_every_bytes`), and once more at the end, before
+//!   the final frame. Text waits for its judgement: that is the hold-back
+//!   a judge costs.
 //! - A scanner error is decided by `fail_mode`.
 
 use std::collections::{HashMap, VecDeque};
@@ -28,7 +35,7 @@ use crate::dialect::codec::Framing;
 use crate::dialect::gojson::{Doc, deep};
 use crate::dialect::output::{self, OutText};
 use crate::dialect::{Rewrite, Route, apply_rewrites};
-use crate::scan::{Direction, Mode, Numbering, Redaction, Verdict};
+use crate::scan::{Direction, Mode, Numbering, Redaction, Turn, Verdict};
 
 /// Redact-and-rescan rounds before a text that keeps changing is blocked.
 pub const MAX_ROUNDS: usize = 3;
@@ -43,12 +50,30 @@ pub const MAX_HELD_BYTES: usize = 64 * 1024;
 #[derive(Debug, PartialEq)]
 pub struct Blocked(pub Vec<String>);
 
+/// The first judgement of a stream field comes after this much text; the
+/// interval then doubles up to `guard.stream.judge_every_bytes`.
+pub const FIRST_JUDGE_BYTES: usize = 64;
+
 /// What the reply guard needs from the configuration.
 #[derive(Clone, Copy, Debug)]
 pub struct Options {
     pub overlap_bytes: usize,
     pub allow_context: bool,
     pub allow_debug_info: bool,
+    /// Largest interval between judgements of a stream field; 0: judge
+    /// only the whole field at the end (the stream is held until then).
+    pub judge_every_bytes: usize,
+}
+
+impl Options {
+    /// Unjudged bytes that make a field due for judgement, after
+    /// `judged` bytes of it were judged.
+    fn judge_interval(&self, judged: usize) -> usize {
+        match self.judge_every_bytes {
+            0 => usize::MAX,
+            every => judged.clamp(FIRST_JUDGE_BYTES.min(every), every),
+        }
+    }
 }
 
 pub struct ReplyGuard {
@@ -56,6 +81,11 @@ pub struct ReplyGuard {
     route: Route,
     framing: Framing,
     options: Options,
+    /// The prompt this reply answers (its last user turn), for scanners
+    /// that judge a reply in its conversation.
+    prompt: Option<Arc<str>>,
+    /// The output policy has judges: stream fields wait for them.
+    judging: bool,
     frames: VecDeque<Frame>,
     /// Sequence number of `frames[0]`.
     first: u64,
@@ -82,7 +112,18 @@ struct Piece {
     text: OutText,
     /// A redaction rewrote it.
     rewritten: bool,
+    /// Its scan is clean up to it (no scanner could still extend a match
+    /// into it).
     settled: bool,
+    /// The judges have seen it (always, when there are none).
+    judged: bool,
+}
+
+impl Piece {
+    /// It may be sent.
+    fn done(&self) -> bool {
+        self.settled && self.judged
+    }
 }
 
 #[derive(Default)]
@@ -96,6 +137,10 @@ struct Window {
     pending: VecDeque<(u64, usize)>,
     /// New text since the last scan.
     dirty: bool,
+    /// All the text of this field sent so far (kept only when judging).
+    released: String,
+    /// Bytes of this field covered by the last judgement.
+    judged: usize,
 }
 
 impl Drop for ReplyGuard {
@@ -113,19 +158,23 @@ impl Drop for ReplyGuard {
 }
 
 impl ReplyGuard {
-    /// `overhead` is the proxy time already spent on the request.
+    /// `overhead` is the proxy time already spent on the request; `prompt`
+    /// the request's last user turn, if it had one.
     pub fn new(
         guard: Arc<Guard>,
         route: Route,
         framing: Framing,
         options: Options,
         overhead: Duration,
+        prompt: Option<Arc<str>>,
     ) -> Self {
         Self {
+            judging: !guard.output.judges.is_empty(),
             guard,
             route,
             framing,
             options,
+            prompt,
             frames: VecDeque::new(),
             first: 0,
             windows: HashMap::new(),
@@ -168,6 +217,7 @@ impl ReplyGuard {
         let pieces = texts
             .into_iter()
             .map(|text| Piece {
+                judged: !self.judging || text.field.is_none(),
                 text,
                 rewritten: false,
                 settled: false,
@@ -226,7 +276,7 @@ impl ReplyGuard {
         self.frames
             .iter()
             .flat_map(|f| &f.pieces)
-            .filter(|p| !p.settled)
+            .filter(|p| !p.done())
             .map(|p| p.text.text.len())
             .sum()
     }
@@ -274,13 +324,13 @@ impl ReplyGuard {
     }
 
     async fn cached_verdict(&self, text: &str) -> Result<Arc<Verdict>, Blocked> {
-        let (result, _) = self.guard.verdict(Direction::Output, text).await;
+        let result = self.guard.reply_verdict(text, self.prompt.as_ref()).await;
         self.decide(result.map_err(|e| vec![e]))
     }
 
     /// The names of the scanners still redacting `text` after the last round.
     async fn unsettled(&self, text: &str) -> Vec<String> {
-        match self.guard.verdict(Direction::Output, text).await.0 {
+        match self.guard.reply_verdict(text, self.prompt.as_ref()).await {
             Ok(v) => redacting(&v),
             Err(e) => vec![e.scanner],
         }
@@ -328,15 +378,19 @@ impl ReplyGuard {
         let sent = window.sent.clone();
         let whole = !window.any_sent;
         let ids: Vec<(u64, usize)> = window.pending.iter().copied().collect();
+        let judging = self.judging;
         for round in 0.. {
             let (text, ranges) = self.window_text(&sent, &ids);
+            // A field never sent is judged whole by every scanner at its
+            // end; otherwise windows go to all but the judges.
             let verdict = if end && whole {
                 self.cached_verdict(&text).await?
             } else {
+                let turn = Turn::Reply(self.prompt.clone());
                 let scanned = self
                     .guard
                     .pool
-                    .scan(&self.guard.output.pipeline, &text)
+                    .scan_turn(&self.guard.output.windows, &text, &turn)
                     .await;
                 if let Ok(s) = &scanned {
                     self.guard.metrics.observe_scan(Direction::Output, &s.runs);
@@ -363,7 +417,16 @@ impl ReplyGuard {
                         self.piece(*id).settled = true;
                     }
                 }
-                return Ok(());
+                if end && whole {
+                    self.mark_judged(field, &ids, text.len() - sent.len());
+                    return Ok(());
+                }
+                // The judges see what may be sent now, as it will be sent;
+                // a held-back tail waits for a later judgement.
+                let ready = ranges.iter().take_while(|r| r.end <= release_to).count();
+                let ready_end = ranges[..ready].last().map_or(sent.len(), |r| r.end);
+                let held = &text[sent.len()..ready_end];
+                return self.judge_field(field, &ids[..ready], held, end).await;
             }
             if fresh.iter().any(|r| r.start < sent.len()) || round + 1 == MAX_ROUNDS {
                 // Part of it was sent already, or redacting does not settle.
@@ -378,11 +441,52 @@ impl ReplyGuard {
                     let piece = self.piece(*id);
                     piece.text.text = redact_range(&piece.text.text, range, &fresh, &mut numbering);
                     piece.rewritten = true;
+                    // The judges must see it as it will be sent.
+                    piece.judged &= !judging;
                     self.numbering = numbering;
                 }
             }
         }
         Ok(())
+    }
+
+    /// When the field is due (enough unjudged text, its end, or too much
+    /// held: `end` says either), asks the
+    /// judges about all of it so far: what was sent, then `held` (the
+    /// held pieces `ids`, as they will be sent).
+    async fn judge_field(
+        &mut self,
+        field: &str,
+        ids: &[(u64, usize)],
+        held: &str,
+        end: bool,
+    ) -> Result<(), Blocked> {
+        if !self.judging || ids.iter().all(|id| self.piece(*id).judged) {
+            return Ok(());
+        }
+        let Some(window) = self.windows.get(field) else {
+            return Ok(());
+        };
+        // (A redaction may shorten text judged before: never below zero.)
+        let unjudged = (window.released.len() + held.len()).saturating_sub(window.judged);
+        if !end && unjudged < self.options.judge_interval(window.judged) {
+            return Ok(());
+        }
+        let text = format!("{}{held}", window.released);
+        let result = self.guard.judge_reply(&text, self.prompt.as_ref()).await;
+        self.decide(result.map_err(|e| vec![e]))?;
+        self.mark_judged(field, ids, held.len());
+        Ok(())
+    }
+
+    /// The pieces `ids` (`held` bytes after what was sent) were judged.
+    fn mark_judged(&mut self, field: &str, ids: &[(u64, usize)], held: usize) {
+        for id in ids {
+            self.piece(*id).judged = true;
+        }
+        if let Some(w) = self.windows.get_mut(field) {
+            w.judged = w.released.len() + held;
+        }
     }
 
     /// The window's text (sent tail, then each held piece) and where each
@@ -405,7 +509,7 @@ impl ReplyGuard {
         while self
             .frames
             .front()
-            .is_some_and(|f| f.pieces.iter().all(|p| p.settled))
+            .is_some_and(|f| f.pieces.iter().all(Piece::done))
         {
             let Some(frame) = self.frames.pop_front() else {
                 break;
@@ -421,6 +525,9 @@ impl ReplyGuard {
                         w.pending.pop_front();
                     }
                     w.sent.push_str(&p.text.text);
+                    if self.judging {
+                        w.released.push_str(&p.text.text);
+                    }
                     w.any_sent = true;
                     let keep = floor_char_boundary(
                         &w.sent,
@@ -517,5 +624,7 @@ pub fn redact_range(
     out
 }
 
+#[cfg(test)]
+mod judge_tests;
 #[cfg(test)]
 mod tests;

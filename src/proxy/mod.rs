@@ -7,6 +7,7 @@ mod output;
 mod paths;
 mod stream;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, to_bytes};
@@ -232,6 +233,11 @@ async fn handle_guarded(
     } else {
         bytes
     };
+    // The prompt the reply answers, as forwarded (redactions applied).
+    let prompt = match state.guard.judges_replies_with_prompt() {
+        true => route.prompt(&request.json).map(Arc::<str>::from),
+        false => None,
+    };
     let mut headers = parts.headers;
     // The body may have been rewritten, and the output scan needs identity
     // bodies: let the client library set the length, ask for no encoding.
@@ -251,6 +257,7 @@ async fn handle_guarded(
             model,
             include_usage,
             overhead_so_far: timer.overhead(),
+            prompt,
         };
         output::guard(&state, out, upstream).await?
     } else {

@@ -3,6 +3,7 @@
 //! that cannot be read (not JSON, compressed, too deep, too large) is a
 //! scanner error: `fail_mode` decides, and closed blocks.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -33,6 +34,8 @@ pub struct Reply {
     pub include_usage: bool,
     /// Proxy time spent before the upstream call, for the overhead metric.
     pub overhead_so_far: Duration,
+    /// The request's last user turn, when replies are judged with it.
+    pub prompt: Option<Arc<str>>,
 }
 
 pub async fn guard(
@@ -64,8 +67,10 @@ pub async fn guard(
             overlap_bytes: g.stream.overlap_bytes,
             allow_context: g.allow_context,
             allow_debug_info: g.allow_debug_info,
+            judge_every_bytes: g.stream.judge_every_bytes,
         },
         reply.overhead_so_far,
+        reply.prompt.clone(),
     );
     if encoded {
         // The request asked for no encoding; an upstream that encodes

@@ -179,6 +179,7 @@ impl Scanner for BanSubstrings {
                 reason: format!("banned substring #{}", m.pattern().as_usize() + 1),
                 placeholder: self.placeholder.clone(),
                 part: None,
+                report_only: false,
             })
             .collect();
         Ok(found)

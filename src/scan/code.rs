@@ -155,6 +155,7 @@ impl Scanner for Code {
                     reason: format!("{} code block", lang.unwrap_or("unknown")),
                     placeholder: "[CODE_REMOVED]".into(),
                     part: None,
+                    report_only: false,
                 });
             }
         }

@@ -119,6 +119,7 @@ impl Scanner for InvisibleText {
                     reason: format!("invisible {class} character U+{:04X}", c as u32),
                     placeholder: String::new(),
                     part: None,
+                    report_only: false,
                 });
             }
             // A selector is not a base: `a` + VS + VS is two hidden bytes.

@@ -10,6 +10,7 @@ mod ban_substrings;
 pub mod classifier;
 mod code;
 mod delay;
+pub mod guard_model;
 pub mod invisible_text;
 mod language;
 mod no_refusal;
@@ -53,6 +54,18 @@ impl Direction {
     }
 }
 
+/// Which turn of a conversation a scanned text is: guard models judge a
+/// prompt alone and a reply together with the prompt it answers.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Turn {
+    /// Client to model (every input text).
+    #[default]
+    Prompt,
+    /// Model to client, with the prompt it answers when the policy judges
+    /// replies in context and the request had one.
+    Reply(Option<std::sync::Arc<str>>),
+}
+
 /// What a scanner's findings do to the request.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -89,6 +102,9 @@ pub struct Match {
     /// Which of a scanner's judges this is, when it has several (e.g.
     /// `rules` and `classifier`): reports give each part's best score.
     pub part: Option<&'static str>,
+    /// Reported even when the scanner's mode blocks (a guard model's
+    /// categories outside the ones it blocks on).
+    pub report_only: bool,
 }
 
 impl Match {
@@ -100,6 +116,7 @@ impl Match {
             reason: reason.into(),
             placeholder: String::new(),
             part: None,
+            report_only: false,
         }
     }
 
@@ -107,6 +124,14 @@ impl Match {
     pub fn part(self, name: &'static str) -> Self {
         Self {
             part: Some(name),
+            ..self
+        }
+    }
+
+    /// This match, reported whatever the scanner's mode.
+    pub fn reported(self) -> Self {
+        Self {
+            report_only: true,
             ..self
         }
     }
@@ -133,6 +158,23 @@ pub trait Scanner: Send + Sync {
         true
     }
     async fn scan(&self, text: &str) -> Result<Vec<Match>, String>;
+    /// Whether a reply is judged together with the prompt it answers (a
+    /// guard model classifies a response in its conversation). Output
+    /// verdicts of a pipeline with such a scanner are keyed by the prompt.
+    fn uses_prompt(&self) -> bool {
+        false
+    }
+    /// Scans `text` knowing which turn of a conversation it is (a prompt,
+    /// or a reply and what it answers). Most scanners judge the text alone.
+    async fn scan_turn(&self, text: &str, _turn: &Turn) -> Result<Vec<Match>, String> {
+        self.scan(text).await
+    }
+    /// A costly whole-text judgement (a model call), not a finder of spans:
+    /// a stream asks it about the reply so far at growing intervals rather
+    /// than about every window (see `guard::output`).
+    fn is_judge(&self) -> bool {
+        self.cost() == Cost::Expensive && !self.can_redact()
+    }
     /// How many trailing bytes of `text` could still become (part of) a
     /// finding when more text is appended: a stream holds them back. Zero
     /// for scanners that judge a text whole rather than point at spans.

@@ -248,6 +248,7 @@ impl Scanner for Pii {
                     reason: format!("{} found", entity.tag().to_lowercase().replace('_', " ")),
                     placeholder: format!("[{}_#]", entity.tag()),
                     part: None,
+                    report_only: false,
                 });
             }
         }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{Finding, Mode, Redaction, ScanError, Scanner, Verdict, merge_redactions};
+use super::{Finding, Mode, Redaction, ScanError, Scanner, Turn, Verdict, merge_redactions};
 
 /// A scanner as configured: the check itself plus what its findings do.
 #[derive(Clone)]
@@ -84,6 +84,29 @@ impl Pipeline {
         }
     }
 
+    /// The scanners a stream runs over each window: all but the judges.
+    pub fn for_windows(&self) -> Self {
+        self.filtered(|c| !c.scanner.is_judge())
+    }
+
+    /// The judges alone (guard models, the classifier): a stream asks them
+    /// about the reply so far at growing intervals (`guard::output`).
+    pub fn judges(&self) -> Self {
+        self.filtered(|c| c.scanner.is_judge())
+    }
+
+    fn filtered(&self, keep: impl Fn(&Configured) -> bool) -> Self {
+        Self {
+            scanners: self.scanners.iter().filter(|c| keep(c)).cloned().collect(),
+            short_circuit: self.short_circuit,
+        }
+    }
+
+    /// Whether a reply's verdict depends on the prompt it answers.
+    pub fn uses_prompt(&self) -> bool {
+        self.scanners.iter().any(|c| c.scanner.uses_prompt())
+    }
+
     pub fn is_empty(&self) -> bool {
         self.scanners.is_empty()
     }
@@ -106,16 +129,26 @@ impl Pipeline {
     /// Scans `text`. An error from any scanner is returned as is: whether that
     /// blocks or passes is the guard's fail policy, and it is never cached.
     pub async fn scan(&self, text: &str) -> Result<Scanned, ScanError> {
+        self.scan_turn(text, &Turn::Prompt).await
+    }
+
+    /// Scans `text` as `turn` of a conversation (scanners that judge a
+    /// reply in its conversation see the prompt too).
+    pub async fn scan_turn(&self, text: &str, turn: &Turn) -> Result<Scanned, ScanError> {
         let mut findings = Vec::new();
         let mut redactions = Vec::new();
         let mut runs = Vec::with_capacity(self.scanners.len());
         let mut allowed = true;
         for c in &self.scanners {
             let started = Instant::now();
-            let matches = c.scanner.scan(text).await.map_err(|message| ScanError {
-                scanner: c.name.clone(),
-                message,
-            })?;
+            let matches = c
+                .scanner
+                .scan_turn(text, turn)
+                .await
+                .map_err(|message| ScanError {
+                    scanner: c.name.clone(),
+                    message,
+                })?;
             let best = matches.iter().map(|m| m.score).fold(0.0, f32::max);
             let mut parts = BTreeMap::new();
             for m in &matches {
@@ -131,19 +164,25 @@ impl Pipeline {
                 took: started.elapsed(),
             });
             for m in matches.into_iter().filter(|m| m.score >= c.threshold) {
-                if let (Mode::Redact, Some(span)) = (c.mode, &m.span) {
+                // A match may only weaken its scanner's mode (block >
+                // redact > report), never strengthen it.
+                let action = match m.report_only {
+                    true => Mode::Report,
+                    false => c.mode,
+                };
+                if let (Mode::Redact, Some(span)) = (action, &m.span) {
                     redactions.push(Redaction {
                         start: span.start,
                         end: span.end,
                         placeholder: m.placeholder.clone(),
                     });
                 }
-                allowed &= c.mode != Mode::Block;
+                allowed &= action != Mode::Block;
                 findings.push(Finding {
                     scanner: c.name.clone(),
                     score: m.score,
                     reason: m.reason,
-                    action: c.mode,
+                    action,
                     span: m.span.map(|s| (s.start, s.end)),
                 });
             }
@@ -185,6 +224,7 @@ mod tests {
                     reason: "word".into(),
                     placeholder: "[W]".into(),
                     part: None,
+                    report_only: false,
                 })
                 .collect())
         }

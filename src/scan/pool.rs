@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use tokio::runtime::Runtime;
 
-use super::ScanError;
 use super::pipeline::{Pipeline, Scanned};
+use super::{ScanError, Turn};
 
 /// Texts up to this size are scanned on the calling task.
 pub const INLINE_BYTES: usize = 16 * 1024;
@@ -39,11 +39,21 @@ impl ScanPool {
     /// Scans `text` with `pipeline` within the budget: in place when the
     /// text is small, on the scan threads otherwise.
     pub async fn scan(&self, pipeline: &Arc<Pipeline>, text: &str) -> Result<Scanned, ScanError> {
+        self.scan_turn(pipeline, text, &Turn::Prompt).await
+    }
+
+    /// [`ScanPool::scan`] for `text` as `turn` of a conversation.
+    pub async fn scan_turn(
+        &self,
+        pipeline: &Arc<Pipeline>,
+        text: &str,
+        turn: &Turn,
+    ) -> Result<Scanned, ScanError> {
         if text.len() <= INLINE_BYTES {
-            return self.within(pipeline.scan(text)).await;
+            return self.within(pipeline.scan_turn(text, turn)).await;
         }
-        let (pipeline, text) = (pipeline.clone(), text.to_owned());
-        self.off_thread(async move { pipeline.scan(&text).await })
+        let (pipeline, text, turn) = (pipeline.clone(), text.to_owned(), turn.clone());
+        self.off_thread(async move { pipeline.scan_turn(&text, &turn).await })
             .await
     }
 
@@ -100,7 +110,8 @@ fn runtime() -> Result<&'static Runtime, ScanError> {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(std::thread::available_parallelism().map_or(1, |n| n.get()))
             .thread_name("guard-scan")
-            .enable_time()
+            // I/O too: a guard model's scan is an HTTP call.
+            .enable_all()
             .build()
             .map_err(|e| format!("cannot start the scan threads: {e}"))
     })

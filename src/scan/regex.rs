@@ -72,6 +72,7 @@ impl Scanner for RegexScanner {
                     reason: format!("pattern #{} matched", i + 1),
                     placeholder: self.placeholder.clone(),
                     part: None,
+                    report_only: false,
                 });
             }
         }

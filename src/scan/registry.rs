@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use super::classifier::Setup;
 use super::pipeline::{Configured, Pipeline};
 use super::{
-    Mode, Scanner, ban_substrings, code, delay, invisible_text, language, no_refusal, pii,
-    prompt_injection, regex, secrets, token_limit, toxicity, urls,
+    Mode, Scanner, ban_substrings, code, delay, guard_model, invisible_text, language, no_refusal,
+    pii, prompt_injection, regex, secrets, token_limit, toxicity, urls,
 };
 
 /// One entry of `scanners.input[]` or `scanners.output[]`.
@@ -32,6 +32,17 @@ pub enum ScannerSpec {
     Code(code::Config),
     Urls(urls::Config),
     NoRefusal(no_refusal::Config),
+    GuardModel(guard_model::Config),
+}
+
+/// What scanners may need from the rest of the configuration.
+#[derive(Clone, Debug)]
+pub struct Resources {
+    /// Where model-running scanners find their files.
+    pub models: Setup,
+    /// Ollama's base URL (`ollama.url`): guard models are served there
+    /// unless their entry names another.
+    pub ollama_url: String,
 }
 
 /// What every scanner config shares, read off whichever variant it is.
@@ -65,6 +76,7 @@ impl ScannerSpec {
             Self::Code(c) => ("code", &c.name, c.mode, CERTAIN),
             Self::Urls(c) => ("urls", &c.name, c.mode, CERTAIN),
             Self::NoRefusal(c) => ("no_refusal", &c.name, c.mode, CERTAIN),
+            Self::GuardModel(c) => ("guard_model", &c.name, c.mode, c.threshold),
         };
         Common {
             kind,
@@ -80,14 +92,13 @@ impl ScannerSpec {
     }
 
     /// Builds the scanner, or says what is wrong with its options.
-    /// `models` is where scanners that run a model find it.
-    pub fn build(&self, models: &Setup) -> Result<Configured, String> {
+    pub fn build(&self, res: &Resources) -> Result<Configured, String> {
         let scanner: Arc<dyn Scanner> = match self {
             Self::BanSubstrings(c) => Arc::new(c.build()?),
             Self::Regex(c) => Arc::new(c.build()?),
             Self::InvisibleText(c) => Arc::new(c.build()?),
             Self::Delay(c) => Arc::new(c.build()?),
-            Self::PromptInjection(c) => Arc::new(c.build(models)?),
+            Self::PromptInjection(c) => Arc::new(c.build(&res.models)?),
             Self::Secrets(c) => Arc::new(c.build()?),
             Self::Pii(c) => Arc::new(c.build()?),
             Self::Toxicity(c) => Arc::new(c.build()?),
@@ -96,6 +107,7 @@ impl ScannerSpec {
             Self::Code(c) => Arc::new(c.build()?),
             Self::Urls(c) => Arc::new(c.build()?),
             Self::NoRefusal(c) => Arc::new(c.build()?),
+            Self::GuardModel(c) => Arc::new(c.build(&res.ollama_url)?),
         };
         let common = self.common();
         if common.mode == Mode::Redact && !scanner.can_redact() {
@@ -121,12 +133,12 @@ impl ScannerSpec {
 pub fn build_pipeline(
     list: &str,
     specs: &[ScannerSpec],
-    models: &Setup,
+    res: &Resources,
 ) -> Result<Pipeline, Vec<String>> {
     let mut built = Vec::with_capacity(specs.len());
     let mut problems = Vec::new();
     for (i, spec) in specs.iter().enumerate() {
-        match spec.build(models) {
+        match spec.build(res) {
             Ok(c) => built.push(c),
             Err(e) => problems.push(format!("{list}[{i}] ({}): {e}", spec.kind())),
         }
@@ -142,8 +154,11 @@ pub fn build_pipeline(
 mod tests {
     use super::*;
 
-    fn models() -> Setup {
-        Setup::new("models", 0)
+    fn models() -> Resources {
+        Resources {
+            models: Setup::new("models", 0),
+            ollama_url: "http://127.0.0.1:11434".into(),
+        }
     }
 
     fn parse(yaml: &str) -> ScannerSpec {

@@ -367,6 +367,7 @@ impl Scanner for Secrets {
                     reason: rule.what.to_string(),
                     placeholder: format!("[REDACTED_{}]", rule.tag),
                     part: None,
+                    report_only: false,
                 });
             }
         }

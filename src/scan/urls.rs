@@ -148,6 +148,7 @@ impl Scanner for Urls {
                     reason: why,
                     placeholder: "[URL_#]".into(),
                     part: None,
+                    report_only: false,
                 })
             })
             .collect())

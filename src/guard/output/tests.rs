@@ -15,6 +15,7 @@ fn guard_with(yaml: &str, route: Route) -> ReplyGuard {
         overlap_bytes: 256,
         allow_context: false,
         allow_debug_info: false,
+        judge_every_bytes: 512,
     };
     ReplyGuard::new(
         Arc::new(guard),
@@ -22,6 +23,7 @@ fn guard_with(yaml: &str, route: Route) -> ReplyGuard {
         Framing::Ndjson,
         options,
         Duration::ZERO,
+        None,
     )
 }
 
