@@ -15,6 +15,9 @@
 #[path = "../tests/common/fake_compat.rs"]
 #[allow(dead_code)]
 mod fake_compat;
+#[path = "../tests/common/fake_guard.rs"]
+#[allow(dead_code)]
+mod fake_guard;
 #[path = "../tests/common/fake_ollama.rs"]
 #[allow(dead_code)]
 mod fake_ollama;

@@ -14,6 +14,8 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use super::fake_guard::{GuardScript, is_model};
+
 /// One request as the fake received it.
 #[derive(Clone, Debug)]
 pub struct Recorded {
@@ -124,6 +126,8 @@ pub struct Inner {
     calls: Mutex<Vec<Recorded>>,
     script: Mutex<Script>,
     stream_ends: Mutex<Vec<StreamEnd>>,
+    /// Models that answer as guard models on `/api/chat`.
+    guards: Mutex<std::collections::HashMap<String, GuardScript>>,
 }
 
 /// Records how a stream ended when the stream is dropped.
@@ -210,6 +214,28 @@ impl FakeOllama {
     pub fn call_count(&self) -> usize {
         self.inner.calls.lock().expect("calls lock").len()
     }
+
+    /// Makes `model` answer `/api/chat` as a guard model.
+    pub fn guard(&self, model: &str, script: GuardScript) {
+        let mut guards = self.inner.guards.lock().expect("guards lock");
+        guards.insert(model.to_string(), script);
+    }
+
+    /// The calls that asked guard model `model`.
+    pub fn guard_calls(&self, model: &str) -> Vec<Recorded> {
+        let calls = self.calls();
+        calls.into_iter().filter(|c| is_model(c, model)).collect()
+    }
+
+    /// The calls that did not ask a guard model (what the proxy forwarded).
+    pub fn forwarded(&self) -> Vec<Recorded> {
+        let guards = self.inner.guards.lock().expect("guards lock").clone();
+        let calls = self.calls();
+        calls
+            .into_iter()
+            .filter(|c| !guards.keys().any(|m| is_model(c, m)))
+            .collect()
+    }
 }
 
 async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
@@ -228,6 +254,16 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
         .lock()
         .expect("calls lock")
         .push(recorded.clone());
+    let model = recorded.json()["model"].as_str().unwrap_or("").to_string();
+    let guard = inner
+        .guards
+        .lock()
+        .expect("guards lock")
+        .get(&model)
+        .cloned();
+    if let Some(guard) = guard.filter(|_| recorded.path == "/api/chat") {
+        return super::fake_guard::answer(&guard, &recorded).await;
+    }
     let script = inner.script.lock().expect("script lock").clone();
     pause(script.header_delay).await;
     respond(&inner, &recorded, &script)

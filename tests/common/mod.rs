@@ -9,6 +9,7 @@
 )]
 
 pub mod fake_compat;
+pub mod fake_guard;
 pub mod fake_ollama;
 pub mod redis_server;
 
@@ -18,6 +19,7 @@ use ollama_guard::config::{Config, load_from};
 use ollama_guard::{AppState, run};
 use tokio::sync::oneshot;
 
+pub use fake_guard::{Family, GuardScript};
 pub use fake_ollama::{FakeOllama, Recorded, Script, StreamEnd};
 pub use redis_server::RedisServer;
 
