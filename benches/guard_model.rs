@@ -50,7 +50,13 @@ fn config(upstream: &str, redis_url: &str, yaml: &str) -> Config {
 async fn start(config: Config) -> String {
     let (url, state) = support::serve(config).await;
     for _ in 0..200 {
-        if state.guard.cache.l2.as_ref().is_some_and(|l2| l2.is_available()) {
+        if state
+            .guard
+            .cache
+            .l2
+            .as_ref()
+            .is_some_and(|l2| l2.is_available())
+        {
             return url;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
@@ -76,7 +82,10 @@ async fn generate(client: &reqwest::Client, url: &str, prompt: &str) -> (Duratio
         .send()
         .await
         .expect("send");
-    let tier = resp.headers().get("x-guard-cache").map(|v| v.to_str().unwrap_or("").to_string());
+    let tier = resp
+        .headers()
+        .get("x-guard-cache")
+        .map(|v| v.to_str().unwrap_or("").to_string());
     assert_eq!(resp.status(), 200);
     let _ = resp.bytes().await.expect("body");
     (started.elapsed(), tier.unwrap_or_default())
@@ -110,7 +119,12 @@ async fn tiers(fake: &FakeOllama, redis_url: &str, client: &reqwest::Client) {
 }
 
 /// Replays a ten-turn chat; returns (guard calls, wall time).
-async fn replay(fake: &FakeOllama, url: &str, client: &reqwest::Client, tag: &str) -> (usize, Duration) {
+async fn replay(
+    fake: &FakeOllama,
+    url: &str,
+    client: &reqwest::Client,
+    tag: &str,
+) -> (usize, Duration) {
     let before = fake.guard_calls(GUARD).len();
     let started = Instant::now();
     let mut messages = vec![json!({"role": "system", "content": "You are a patient tutor."})];
@@ -118,7 +132,12 @@ async fn replay(fake: &FakeOllama, url: &str, client: &reqwest::Client, tag: &st
         fake.reply_tokens(&[&format!("Here is answer {turn} ({tag}), "), "about tides."]);
         messages.push(json!({"role": "user", "content": format!("Question {turn} ({tag}): why are there tides?")}));
         let body = json!({"model": "llama3.2", "stream": false, "messages": messages});
-        let resp = client.post(format!("{url}/api/chat")).json(&body).send().await.expect("send");
+        let resp = client
+            .post(format!("{url}/api/chat"))
+            .json(&body)
+            .send()
+            .await
+            .expect("send");
         assert_eq!(resp.status(), 200);
         let reply: Value = resp.json().await.expect("json");
         messages.push(reply["message"].clone());
@@ -152,7 +171,12 @@ async fn chat_replay(fake: &FakeOllama, redis_url: &str, client: &reqwest::Clien
 async fn stream_once(client: &reqwest::Client, url: &str, prompt: &str) -> (Duration, Duration) {
     let body = json!({"model": "llama3.2", "messages": [{"role": "user", "content": prompt}]});
     let started = Instant::now();
-    let mut resp = client.post(format!("{url}/api/chat")).json(&body).send().await.expect("send");
+    let mut resp = client
+        .post(format!("{url}/api/chat"))
+        .json(&body)
+        .send()
+        .await
+        .expect("send");
     let mut first = None;
     let mut text = String::new();
     while let Some(chunk) = resp.chunk().await.expect("chunk") {
@@ -181,7 +205,8 @@ async fn streams(fake: &FakeOllama, redis_url: &str, client: &reqwest::Client) {
     ];
     for round in 0..5 {
         for (i, url) in [&fake.url, &interval, &end_only].into_iter().enumerate() {
-            let (first, total) = stream_once(client, url, &format!("Sing of tides {round} {i}")).await;
+            let (first, total) =
+                stream_once(client, url, &format!("Sing of tides {round} {i}")).await;
             rows[i].1.push(first);
             rows[i].2.push(total);
         }
@@ -206,7 +231,10 @@ async fn main() {
     let mut script = GuardScript::new(Family::LlamaGuard);
     script.delay = Duration::from_millis(GUARD_MILLIS);
     fake.guard(GUARD, script);
-    let client = reqwest::Client::builder().no_proxy().build().expect("client");
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
     tiers(&fake, &redis.url(), &client).await;
     chat_replay(&fake, &redis.url(), &client).await;
     streams(&fake, &redis.url(), &client).await;
