@@ -28,35 +28,11 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use ollama_guard::AppState;
 use ollama_guard::cache::{CacheKey, KeyParts, VerdictCache};
-use ollama_guard::config::{Config, load_from};
 use ollama_guard::scan::{Direction, Verdict};
 use serde_json::json;
 use support::{Sample, percentile, us};
-
-fn config(redis_url: &str, upstream: &str, scanners: &str) -> Config {
-    let yaml = format!(
-        "{scanners}\ncache: {{backend: redis}}\nredis: {{url: '{redis_url}', health_check_interval: 0.2}}\n"
-    );
-    load_from(&yaml, |k| (k == "OLLAMA_URL").then(|| upstream.to_string())).expect("config")
-}
-
-async fn start(config: Config) -> (String, AppState) {
-    let (url, state) = support::serve(config).await;
-    wait_for_l2(&state.guard.cache).await;
-    (url, state)
-}
-
-async fn wait_for_l2(cache: &VerdictCache) {
-    for _ in 0..200 {
-        if cache.l2.as_ref().is_some_and(|l2| l2.is_available()) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("Redis did not connect");
-}
+use support::{redis_config as config, serve_with_l2 as start, wait_for_l2};
 
 fn key(i: usize) -> CacheKey {
     CacheKey::new(KeyParts {

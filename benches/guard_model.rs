@@ -33,35 +33,16 @@ use std::time::{Duration, Instant};
 
 use fake_guard::{Family, GuardScript};
 use fake_ollama::FakeOllama;
-use ollama_guard::config::{Config, load_from};
+use ollama_guard::config::Config;
 use serde_json::{Value, json};
-use support::{percentile, us};
+use support::{percentile, redis_config, us};
 
 const GUARD: &str = "llama-guard3:1b";
 const GUARD_MILLIS: u64 = 300;
 
-fn config(upstream: &str, redis_url: &str, yaml: &str) -> Config {
-    let yaml = format!(
-        "{yaml}\ncache: {{backend: redis}}\nredis: {{url: '{redis_url}', health_check_interval: 0.2}}\n"
-    );
-    load_from(&yaml, |k| (k == "OLLAMA_URL").then(|| upstream.to_string())).expect("config")
-}
-
+/// An instance sharing verdicts through Redis, once connected: its URL.
 async fn start(config: Config) -> String {
-    let (url, state) = support::serve(config).await;
-    for _ in 0..200 {
-        if state
-            .guard
-            .cache
-            .l2
-            .as_ref()
-            .is_some_and(|l2| l2.is_available())
-        {
-            return url;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("Redis did not connect");
+    support::serve_with_l2(config).await.0
 }
 
 fn line(name: &str, v: &[Duration]) {
@@ -93,8 +74,8 @@ async fn generate(client: &reqwest::Client, url: &str, prompt: &str) -> (Duratio
 
 async fn tiers(fake: &FakeOllama, redis_url: &str, client: &reqwest::Client) {
     let yaml = "scanners:\n  input: [{type: guard_model}]\n  output: []\n";
-    let a = start(config(&fake.url, redis_url, yaml)).await;
-    let b = start(config(&fake.url, redis_url, yaml)).await;
+    let a = start(redis_config(redis_url, &fake.url, yaml)).await;
+    let b = start(redis_config(redis_url, &fake.url, yaml)).await;
     let (mut miss, mut l1, mut l2) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..20 {
         let (t, tier) = generate(client, &a, &format!("Tell me about llamas ({i})")).await;
@@ -147,9 +128,9 @@ async fn replay(
 
 async fn chat_replay(fake: &FakeOllama, redis_url: &str, client: &reqwest::Client) {
     let yaml = "scanners:\n  input: [{type: guard_model}]\n  output: [{type: guard_model}]\n";
-    let cached = start(config(&fake.url, redis_url, yaml)).await;
+    let cached = start(redis_config(redis_url, &fake.url, yaml)).await;
     let (with, with_time) = replay(fake, &cached, client, "cached").await;
-    let mut uncached = config(&fake.url, redis_url, yaml);
+    let mut uncached = redis_config(redis_url, &fake.url, yaml);
     uncached.cache.enabled = false;
     let (url, _) = support::serve(uncached).await;
     let (without, without_time) = replay(fake, &url, client, "uncached").await;
@@ -196,8 +177,8 @@ async fn streams(fake: &FakeOllama, redis_url: &str, client: &reqwest::Client) {
     fake.script(|s| s.token_delay = Duration::from_millis(20));
     let guarded = "scanners:\n  input: []\n  output: [{type: guard_model}]\n";
     let at_end = format!("guard:\n  stream:\n    judge_every_bytes: 0\n{guarded}");
-    let interval = start(config(&fake.url, redis_url, guarded)).await;
-    let end_only = start(config(&fake.url, redis_url, &at_end)).await;
+    let interval = start(redis_config(redis_url, &fake.url, guarded)).await;
+    let end_only = start(redis_config(redis_url, &fake.url, &at_end)).await;
     let mut rows: Vec<(&str, Vec<Duration>, Vec<Duration>)> = vec![
         ("direct to the fake Ollama", vec![], vec![]),
         ("proxy, judge_every_bytes 512 (default)", vec![], vec![]),

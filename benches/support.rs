@@ -143,3 +143,36 @@ pub async fn serve(config: ollama_guard::config::Config) -> (String, ollama_guar
     ));
     (url, state)
 }
+
+/// Config from YAML (scanners and more) with the verdicts shared through
+/// the Redis at `redis_url` and `ollama.url` at `upstream`.
+#[allow(clippy::expect_used, reason = "a benchmark that cannot set up stops")]
+pub fn redis_config(redis_url: &str, upstream: &str, yaml: &str) -> ollama_guard::config::Config {
+    let yaml = format!(
+        "{yaml}\ncache: {{backend: redis}}\nredis: {{url: '{redis_url}', health_check_interval: 0.2}}\n"
+    );
+    ollama_guard::config::load_from(&yaml, |k| (k == "OLLAMA_URL").then(|| upstream.to_string()))
+        .expect("config")
+}
+
+/// [`serve`], once the instance is connected to Redis.
+#[allow(clippy::panic, reason = "a benchmark that cannot set up stops")]
+pub async fn serve_with_l2(
+    config: ollama_guard::config::Config,
+) -> (String, ollama_guard::AppState) {
+    let (url, state) = serve(config).await;
+    wait_for_l2(&state.guard.cache).await;
+    (url, state)
+}
+
+/// Waits (up to 5 s) until `cache` reaches Redis.
+#[allow(clippy::panic, reason = "a benchmark that cannot set up stops")]
+pub async fn wait_for_l2(cache: &ollama_guard::cache::VerdictCache) {
+    for _ in 0..200 {
+        if cache.l2.as_ref().is_some_and(|l2| l2.is_available()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("Redis did not connect");
+}

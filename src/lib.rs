@@ -12,11 +12,14 @@
 //!   bodies parsed as Ollama parses them, per-route schemas (scan by default, skip
 //!   by exception), joined texts, rewrites, blocks, stream framing.
 //! - [`guard`]: segments to a decision (allow, rewrite, block); `guard::output`
-//!   guards one reply (a window per field, hold-back, rescans of redacted text).
+//!   guards one reply (a window per field, hold-back, rescans of redacted text,
+//!   judges asked about each stream field so far at growing intervals).
 //! - [`scan`]: the `Scanner` trait, the registry, the pipeline, one file per scanner;
 //!   `scan::classifier` runs `prompt_injection`'s transformer (ONNX Runtime) on a
-//!   thread of its own; `scan::pool` runs big texts' scans off the serving
-//!   threads, within a time budget.
+//!   thread of its own; `scan::guard_model` asks a guard model served by
+//!   Ollama (a prompt alone, a reply with its prompt: `scan::Turn`);
+//!   `scan::pool` runs big texts' scans off the serving threads, within a
+//!   time budget.
 //! - [`server`]: the accept loop (header read timeout, connection cap, graceful
 //!   shutdown); `api::ops::admit` sheds load past `server.max_in_flight`.
 //! - [`cache`]: keys, the in-process LRU, single-flight, counters.

@@ -20,6 +20,15 @@ use crate::scan::pool::ScanPool;
 use crate::scan::registry::build_pipeline;
 use crate::scan::{Direction, Mode, Numbering, Pipeline, ScanError, Turn, Verdict};
 
+/// Which output scanners judge a reply's text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Judged {
+    /// All of them (a whole text).
+    ByAll,
+    /// The judges alone (a stream field so far; see `guard::output`).
+    ByJudges,
+}
+
 /// What to do with a request or response.
 #[derive(Debug, PartialEq)]
 pub enum Decision {
@@ -142,31 +151,22 @@ impl Guard {
             .await
     }
 
-    /// The cached (or fresh) verdict for one text of a reply to `prompt`,
-    /// with all the output scanners.
+    /// The cached (or fresh) verdict on one text of a reply to `prompt`, by
+    /// all the output scanners or by the judges alone.
     pub async fn reply_verdict(
         &self,
+        by: Judged,
         text: &str,
         prompt: Option<&Arc<str>>,
     ) -> Result<Arc<Verdict>, ScanError> {
         let policy = &self.output;
-        let (pipeline, fingerprint) = (&policy.pipeline, &policy.fingerprint);
+        let (pipeline, fingerprint) = match by {
+            Judged::ByAll => (&policy.pipeline, &policy.fingerprint),
+            Judged::ByJudges => (&policy.judges, &policy.judge_fingerprint),
+        };
+        let direction = Direction::Output;
         (self
-            .scan_cached(Direction::Output, pipeline, fingerprint, text, prompt)
-            .await)
-            .0
-    }
-
-    /// The output judges' cached (or fresh) verdict on a reply so far.
-    pub async fn judge_reply(
-        &self,
-        text: &str,
-        prompt: Option<&Arc<str>>,
-    ) -> Result<Arc<Verdict>, ScanError> {
-        let policy = &self.output;
-        let (pipeline, fingerprint) = (&policy.judges, &policy.judge_fingerprint);
-        (self
-            .scan_cached(Direction::Output, pipeline, fingerprint, text, prompt)
+            .scan_cached(direction, pipeline, fingerprint, text, prompt)
             .await)
             .0
     }

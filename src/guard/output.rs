@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::Guard;
+use super::{Guard, Judged};
 use crate::config::FailMode;
 use crate::dialect::codec::Framing;
 use crate::dialect::gojson::{Doc, deep};
@@ -63,17 +63,6 @@ pub struct Options {
     /// Largest interval between judgements of a stream field; 0: judge
     /// only the whole field at the end (the stream is held until then).
     pub judge_every_bytes: usize,
-}
-
-impl Options {
-    /// Unjudged bytes that make a field due for judgement, after
-    /// `judged` bytes of it were judged.
-    fn judge_interval(&self, judged: usize) -> usize {
-        match self.judge_every_bytes {
-            0 => usize::MAX,
-            every => judged.clamp(FIRST_JUDGE_BYTES.min(every), every),
-        }
-    }
 }
 
 pub struct ReplyGuard {
@@ -324,13 +313,20 @@ impl ReplyGuard {
     }
 
     async fn cached_verdict(&self, text: &str) -> Result<Arc<Verdict>, Blocked> {
-        let result = self.guard.reply_verdict(text, self.prompt.as_ref()).await;
+        let result = self
+            .guard
+            .reply_verdict(Judged::ByAll, text, self.prompt.as_ref())
+            .await;
         self.decide(result.map_err(|e| vec![e]))
     }
 
     /// The names of the scanners still redacting `text` after the last round.
     async fn unsettled(&self, text: &str) -> Vec<String> {
-        match self.guard.reply_verdict(text, self.prompt.as_ref()).await {
+        match self
+            .guard
+            .reply_verdict(Judged::ByAll, text, self.prompt.as_ref())
+            .await
+        {
             Ok(v) => redacting(&v),
             Err(e) => vec![e.scanner],
         }
@@ -448,45 +444,6 @@ impl ReplyGuard {
             }
         }
         Ok(())
-    }
-
-    /// When the field is due (enough unjudged text, its end, or too much
-    /// held: `end` says either), asks the
-    /// judges about all of it so far: what was sent, then `held` (the
-    /// held pieces `ids`, as they will be sent).
-    async fn judge_field(
-        &mut self,
-        field: &str,
-        ids: &[(u64, usize)],
-        held: &str,
-        end: bool,
-    ) -> Result<(), Blocked> {
-        if !self.judging || ids.iter().all(|id| self.piece(*id).judged) {
-            return Ok(());
-        }
-        let Some(window) = self.windows.get(field) else {
-            return Ok(());
-        };
-        // (A redaction may shorten text judged before: never below zero.)
-        let unjudged = (window.released.len() + held.len()).saturating_sub(window.judged);
-        if !end && unjudged < self.options.judge_interval(window.judged) {
-            return Ok(());
-        }
-        let text = format!("{}{held}", window.released);
-        let result = self.guard.judge_reply(&text, self.prompt.as_ref()).await;
-        self.decide(result.map_err(|e| vec![e]))?;
-        self.mark_judged(field, ids, held.len());
-        Ok(())
-    }
-
-    /// The pieces `ids` (`held` bytes after what was sent) were judged.
-    fn mark_judged(&mut self, field: &str, ids: &[(u64, usize)], held: usize) {
-        for id in ids {
-            self.piece(*id).judged = true;
-        }
-        if let Some(w) = self.windows.get_mut(field) {
-            w.judged = w.released.len() + held;
-        }
     }
 
     /// The window's text (sent tail, then each held piece) and where each
@@ -624,6 +581,7 @@ pub fn redact_range(
     out
 }
 
+mod judge;
 #[cfg(test)]
 mod judge_tests;
 #[cfg(test)]
