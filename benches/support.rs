@@ -151,8 +151,13 @@ pub fn redis_config(redis_url: &str, upstream: &str, yaml: &str) -> ollama_guard
     let yaml = format!(
         "{yaml}\ncache: {{backend: redis}}\nredis: {{url: '{redis_url}', health_check_interval: 0.2}}\n"
     );
-    ollama_guard::config::load_from(&yaml, |k| (k == "OLLAMA_URL").then(|| upstream.to_string()))
-        .expect("config")
+    let mut config = ollama_guard::config::load_from(&yaml, |k| {
+        (k == "OLLAMA_URL").then(|| upstream.to_string())
+    })
+    .expect("config");
+    // The benchmarks read where each verdict came from.
+    config.guard.expose_cache_header = true;
+    config
 }
 
 /// [`serve`], once the instance is connected to Redis.

@@ -45,6 +45,19 @@ pub enum ProxyError {
     },
     #[error("unauthorized: a valid admin token is required")]
     Unauthorized,
+    #[error("unauthorized: an API key is required (Authorization: Bearer <key>)")]
+    MissingKey,
+    #[error("unauthorized: the API key is not valid")]
+    BadKey,
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    #[error("forbidden: requests from this address are not accepted")]
+    NetworkDenied,
+    #[error("too many requests: over this key's {what}; retry in {retry_after_secs} s")]
+    RateLimited {
+        what: &'static str,
+        retry_after_secs: u64,
+    },
     #[error("admin calls are disabled: set admin.token (ADMIN_TOKEN)")]
     AdminDisabled,
     #[error("not found")]
@@ -67,7 +80,9 @@ impl ProxyError {
             Self::Unreachable { .. } | Self::BadUpstream => StatusCode::BAD_GATEWAY,
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
             Self::Blocked { status, .. } => *status,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized | Self::MissingKey | Self::BadKey => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) | Self::NetworkDenied => StatusCode::FORBIDDEN,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::AdminDisabled => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -79,6 +94,7 @@ impl ProxyError {
         match self.status_code().as_u16() {
             401 | 403 => "authentication_error",
             404 => "not_found_error",
+            429 => "rate_limit_error",
             400..=499 => "invalid_request_error",
             _ => "api_error",
         }
@@ -118,8 +134,12 @@ impl IntoResponse for ApiError {
         let body = match self.dialect {
             Dialect::Ollama => ollama::error_body(&message),
             Dialect::OpenAi => {
-                let code =
-                    matches!(self.error, ProxyError::Blocked { .. }).then_some("content_blocked");
+                let code = match self.error {
+                    ProxyError::Blocked { .. } => Some("content_blocked"),
+                    ProxyError::MissingKey | ProxyError::BadKey => Some("invalid_api_key"),
+                    ProxyError::RateLimited { .. } => Some("rate_limit_exceeded"),
+                    _ => None,
+                };
                 openai::error_body(&message, self.error.openai_type(), code)
             }
             Dialect::Anthropic => anthropic::error_body(status.as_u16(), &message),
@@ -130,11 +150,17 @@ impl IntoResponse for ApiError {
         {
             response.headers_mut().insert(BLOCKED_HEADER, v);
         }
-        if let ProxyError::Busy { .. } = &self.error {
-            response.headers_mut().insert(
-                axum::http::header::RETRY_AFTER,
-                HeaderValue::from_static("1"),
-            );
+        let retry_after = match &self.error {
+            ProxyError::Busy { .. } => Some(1),
+            ProxyError::RateLimited {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }

@@ -6,6 +6,8 @@
 //!
 //! Layout, one line per module:
 //! - [`config`]: `Config` from defaults < `config.yaml` < environment; `validate()`.
+//! - [`access`]: API keys, network rules and per-key rate limits (shared
+//!   through Redis), checked before any other work.
 //! - [`api`]: routes and the tower layer stack; `/health`, `/cache/*`.
 //! - [`proxy`]: one handler per route kind; ties dialect, guard and upstream.
 //! - [`dialect`]: Ollama, OpenAI (chat, completions, Responses) and Anthropic shapes:
@@ -35,6 +37,7 @@
 //! frames sent up to what could still become a match, every early end closed
 //! with the protocol's own frames (`proxy::blocks::Ending`).
 
+pub mod access;
 pub mod api;
 pub mod cache;
 pub mod config;
@@ -71,6 +74,8 @@ pub struct AppState {
     pub upstream: Arc<Upstream>,
     pub guard: Arc<Guard>,
     pub metrics: Arc<Metrics>,
+    /// Who may use the proxy, and how much.
+    pub access: Arc<access::Access>,
     /// Set when the shutdown grace period is over: streams still open end
     /// with their protocol's closing frames before the server stops.
     pub closing: Arc<tokio::sync::watch::Sender<bool>>,
@@ -91,13 +96,42 @@ impl AppState {
             .map_err(|p| anyhow::anyhow!(p.join("; ")))?;
         let upstream = Upstream::new(&config.ollama, config.server.worker_count())
             .context("building the HTTP client")?;
+        let access = access::Access::new(&config, guard.cache.l2.clone(), metrics.clone())
+            .map_err(|p| anyhow::anyhow!(p.join("; ")))?;
+        warn_if_exposed(&config, &access, guard.cache.l2.is_some());
         Ok(Self {
+            access: Arc::new(access),
             config: Arc::new(config),
             upstream: Arc::new(upstream),
             guard: Arc::new(guard),
             metrics,
             closing: Arc::new(tokio::sync::watch::channel(false).0),
         })
+    }
+}
+
+/// One warning each for a start that leaves the proxy open or its Redis
+/// verdicts unsigned.
+fn warn_if_exposed(config: &Config, access: &access::Access, redis: bool) {
+    let host = config
+        .server
+        .host
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if access.is_open() && !loopback {
+        tracing::warn!(
+            host = %config.server.host,
+            "listening beyond this machine with no API keys (auth.keys): anyone who reaches the port can use every model and route"
+        );
+    }
+    if redis && config.cache.signing_key.is_none() {
+        tracing::warn!(
+            "verdicts in Redis are not signed (cache.signing_key): anyone who can write to Redis can mark a text as allowed"
+        );
     }
 }
 

@@ -35,6 +35,13 @@ pub struct Metrics {
     pub redis_errors: IntCounter,
     /// 1 while Redis is configured but away and verdicts stay in memory.
     pub cache_fallback: IntGauge,
+    /// Requests refused before any work, by reason (`missing_key`,
+    /// `bad_key`, `forbidden`, `network`, `rate_limited`, `concurrency`).
+    pub denied: IntCounterVec,
+    /// 1 while rate limits are counted in this instance only (Redis away).
+    pub rate_limit_local: IntGauge,
+    /// Verdicts read from Redis that failed their signature check.
+    pub verdicts_rejected: IntCounter,
 }
 
 fn histogram(name: &str, help: &str, labels: &[&str]) -> prometheus::Result<HistogramVec> {
@@ -97,6 +104,21 @@ impl Metrics {
                 "ollama_guard_cache_fallback",
                 "1 while Redis is configured but away (memory only)",
             )?,
+            denied: IntCounterVec::new(
+                Opts::new(
+                    "ollama_guard_access_denied_total",
+                    "Requests refused by API key, network or rate rules, by reason",
+                ),
+                &["reason"],
+            )?,
+            rate_limit_local: IntGauge::new(
+                "ollama_guard_rate_limit_local",
+                "1 while rate limits are counted per instance (Redis away)",
+            )?,
+            verdicts_rejected: IntCounter::new(
+                "ollama_guard_cache_rejected_total",
+                "Verdicts in Redis that failed their signature check (rescanned)",
+            )?,
         };
         let r = &m.registry;
         r.register(Box::new(m.requests.clone()))?;
@@ -110,6 +132,9 @@ impl Metrics {
         r.register(Box::new(m.scans.clone()))?;
         r.register(Box::new(m.redis_errors.clone()))?;
         r.register(Box::new(m.cache_fallback.clone()))?;
+        r.register(Box::new(m.denied.clone()))?;
+        r.register(Box::new(m.rate_limit_local.clone()))?;
+        r.register(Box::new(m.verdicts_rejected.clone()))?;
         Ok(m)
     }
 

@@ -184,9 +184,17 @@ async fn connection(
     if let Err(e) = tcp.set_nodelay(true) {
         tracing::debug!(error = %e, "could not set TCP_NODELAY");
     }
+    // The peer's address, for the network rules (`access::net`).
+    let peer = tcp.peer_addr().ok().map(axum::extract::ConnectInfo);
     let service = TowerToHyperService::new(
-        app.map_request(|req: hyper::Request<Incoming>| req.map(Body::new))
-            .map_err(|e: Infallible| match e {}),
+        app.map_request(move |req: hyper::Request<Incoming>| {
+            let mut req = req.map(Body::new);
+            if let Some(peer) = peer {
+                req.extensions_mut().insert(peer);
+            }
+            req
+        })
+        .map_err(|e: Infallible| match e {}),
     );
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())

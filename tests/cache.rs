@@ -13,7 +13,7 @@ use common::{
 use serde_json::{Value, json};
 
 /// One costly input scanner (a stand-in for a guard model) and a cheap one.
-const COSTLY: &str = "scanners:\n  input:\n    - {type: delay, millis: 200}\n    - {type: ban_substrings, substrings: [forbidden]}\n  output: []\n";
+const COSTLY: &str = "guard:\n  expose_cache_header: true\nscanners:\n  input:\n    - {type: delay, millis: 200}\n    - {type: ban_substrings, substrings: [forbidden]}\n  output: []\n";
 
 async fn chat(url: &str, text: &str) -> reqwest::Response {
     let body =
@@ -244,7 +244,7 @@ async fn a_policy_change_never_serves_an_old_verdict() {
     let strict = start_proxy(redis_config(
         &fake.url,
         &redis.url(),
-        "scanners:\n  input:\n    - {type: ban_substrings, substrings: [pears]}\n  output: []\n",
+        "guard:\n  expose_cache_header: true\nscanners:\n  input:\n    - {type: ban_substrings, substrings: [pears]}\n  output: []\n",
     ))
     .await;
     for p in [&lenient, &strict] {

@@ -181,6 +181,7 @@ async fn the_acl_user_from_the_readme_is_enough() {
     let make = || {
         let mut cfg = redis_config(&fake.url, &url, "");
         cfg.admin.token = Some(ADMIN_TOKEN.into());
+        cfg.guard.expose_cache_header = true;
         cfg
     };
     let (a, b) = (start_proxy(make()).await, start_proxy(make()).await);

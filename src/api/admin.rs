@@ -79,6 +79,12 @@ pub async fn cache_health(State(state): State<AppState>) -> Json<Value> {
         "redis_connected": cache.l2.as_ref().is_some_and(|l2| l2.is_available()),
         "redis_ping": ping.is_some(),
         "latency_ms": ping.map(|d| (d.as_secs_f64() * 1e5).round() / 100.0),
+        // Per-key rate limits: shared through Redis, or counted by this
+        // instance alone while Redis is away.
+        "rate_limits": match state.access.limiter.is_local() {
+            true => "local",
+            false => "redis",
+        },
     }))
 }
 

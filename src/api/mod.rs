@@ -10,12 +10,16 @@
 //! 4. `CatchPanicLayer`: a panic becomes a generic 500, never a dropped
 //!    connection.
 //!
-//! Route layer (matched routes only): `ops::track`, which counts requests by
-//! route template and status and keeps the in-flight gauge (a stream stays
-//! in flight until its body ends).
+//! Route layers (matched routes only), outermost first:
+//! 1. `ops::admit`: sheds load past `server.max_in_flight` (503).
+//! 2. `ops::track`: counts requests by route template and status and keeps
+//!    the in-flight gauge (a stream stays in flight until its body ends).
+//! 3. `access::check`: network rules, API keys, a key's concurrency slot
+//!    and rate limit (401, 403, 429); see `access`.
 //!
 //! Body limits are enforced by the handlers (413 in the route's error shape);
-//! admin calls check `admin.token` in their handler.
+//! admin calls check `admin.token` in their handler; routes that run a model
+//! check the key's models and rate limit once the body is read.
 
 mod admin;
 mod ops;
@@ -31,10 +35,10 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::AppState;
 use crate::dialect::{Dialect, Route};
 use crate::error::{ApiError, ProxyError};
 use crate::proxy::{guarded, passthrough};
+use crate::{AppState, access};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -85,6 +89,7 @@ pub fn app(state: AppState) -> Router {
     let metrics = state.metrics.clone();
     let admission = ops::Admission::new(state.config.server.max_in_flight);
     router
+        .route_layer(middleware::from_fn_with_state(state.clone(), access::check))
         .route_layer(middleware::from_fn_with_state(metrics, ops::track))
         .route_layer(middleware::from_fn_with_state(admission, ops::admit))
         .fallback(not_found)

@@ -140,17 +140,7 @@ pub async fn admit(State(admission): State<Admission>, req: Request, next: Next)
         return next.run(req).await;
     }
     let Ok(permit) = admission.permits.clone().try_acquire_owned() else {
-        let dialect = crate::dialect::Route::ALL
-            .iter()
-            .find(|r| r.path() == path)
-            .map_or(
-                if path.starts_with("/v1/") {
-                    crate::dialect::Dialect::OpenAi
-                } else {
-                    crate::dialect::Dialect::Ollama
-                },
-                |r| r.dialect(),
-            );
+        let dialect = crate::dialect::Dialect::of_path(path);
         return crate::error::ProxyError::Busy {
             limit: admission.limit,
         }

@@ -45,14 +45,19 @@ impl CacheKey {
 }
 
 /// A hash of everything that can change a verdict: the scanner list with all
-/// its options, the crate version (a new release may scan differently) and,
-/// when the classifier runs, its model and head.
+/// its options, the crate version (a new release may scan differently), the
+/// data compiled into the scanners and, when the classifier runs, its model
+/// and head.
 pub fn policy_fingerprint(specs: &[ScannerSpec]) -> String {
     let canonical = serde_json::to_string(specs).unwrap_or_default();
     let mut h = Sha256::new();
     h.update(env!("CARGO_PKG_VERSION").as_bytes());
     h.update([0u8]);
     h.update(canonical.as_bytes());
+    for data in crate::scan::embedded_data() {
+        h.update([0u8]);
+        h.update(Sha256::digest(data));
+    }
     // A policy that runs the classifier changes with its model and head too.
     if specs
         .iter()
@@ -83,6 +88,10 @@ mod tests {
                 .unwrap_or_default()
                 .as_bytes(),
         );
+        for data in crate::scan::embedded_data() {
+            h.update([0u8]);
+            h.update(Sha256::digest(data));
+        }
         assert_eq!(
             policy_fingerprint(&spec("[{type: secrets}]")),
             hex::encode(&h.finalize()[..16])

@@ -10,6 +10,7 @@ mod flight;
 pub mod key;
 pub mod memory;
 pub mod redis;
+pub mod signing;
 mod supervisor;
 
 use std::future::Future;
@@ -108,11 +109,16 @@ impl VerdictCache {
         let l1 = Arc::new(MemoryCache::new(config.cache.max_size, ttl));
         let use_redis = config.redis.enabled && config.cache.backend != CacheBackend::Memory;
         let l2 = if use_redis {
-            let tier = Arc::new(RedisTier::new(
+            let mut tier = RedisTier::new(
                 &config.redis,
                 config.cache.ttl,
                 metrics.redis_errors.clone(),
-            )?);
+            )?;
+            if let Some(key) = &config.cache.signing_key {
+                let rejected = metrics.verdicts_rejected.clone();
+                tier = tier.signed(signing::Signer::new(key), rejected);
+            }
+            let tier = Arc::new(tier);
             supervisor::spawn(
                 tier.clone(),
                 l1.clone(),

@@ -16,6 +16,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, RedisError};
 
 use super::CacheKey;
+use super::signing::{self, Checked, Signer};
 use crate::config::{RedisConfig, mask_url_password, secs};
 use crate::scan::Verdict;
 
@@ -46,6 +47,10 @@ pub struct RedisTier {
     pub socket_timeout: Duration,
     pub connect_timeout: Duration,
     max_connections: usize,
+    /// Signs what is written and checks what is read (`cache.signing_key`).
+    signer: Option<Signer>,
+    /// Values that failed the signature check.
+    rejected: Option<IntCounter>,
 }
 
 /// The URL to connect to: `redis.url` if set (with `redis.password` and
@@ -93,7 +98,19 @@ impl RedisTier {
             socket_timeout: secs(cfg.socket_timeout),
             connect_timeout: secs(cfg.socket_connect_timeout),
             max_connections: cfg.max_connections,
+            signer: None,
+            rejected: None,
         })
+    }
+
+    /// This tier, signing verdicts with `signer`; values failing the check
+    /// are counted in `rejected` and rescanned.
+    pub fn signed(self, signer: Signer, rejected: IntCounter) -> Self {
+        Self {
+            signer: Some(signer),
+            rejected: Some(rejected),
+            ..self
+        }
     }
 
     pub fn client(&self) -> &Client {
@@ -211,17 +228,29 @@ impl RedisTier {
     /// The stored verdict and its remaining lifetime.
     pub async fn get(&self, key: &CacheKey) -> Option<(Verdict, Option<Duration>)> {
         let k = self.key(key);
+        let at = k.clone();
         let (raw, pttl): (Option<Vec<u8>>, i64) = self
             .run(self.socket_timeout, "GET", |mut c| async move {
                 redis::pipe()
-                    .get(&k)
+                    .get(&at)
                     .cmd("PTTL")
-                    .arg(&k)
+                    .arg(&at)
                     .query_async(&mut c)
                     .await
             })
             .await?;
-        let verdict = match serde_json::from_slice(&raw?) {
+        let raw = raw?;
+        let json = match signing::check(self.signer.as_ref(), &k, &raw) {
+            Checked::Good(json) => json,
+            Checked::Forged => {
+                if let Some(c) = &self.rejected {
+                    c.inc();
+                }
+                self.log_problem("a verdict in Redis failed its signature check (cache.signing_key); ignoring it and scanning again");
+                return None;
+            }
+        };
+        let verdict = match serde_json::from_slice(json) {
             Ok(v) => v,
             Err(e) => {
                 self.errors.inc();
@@ -239,6 +268,10 @@ impl RedisTier {
             return;
         };
         let (k, ttl) = (self.key(key), self.ttl_secs);
+        let value = match &self.signer {
+            Some(s) => s.sign(&k, value),
+            None => value,
+        };
         self.run(self.socket_timeout, "SET", |mut c| async move {
             redis::cmd("SET")
                 .arg(&k)
@@ -249,6 +282,28 @@ impl RedisTier {
                 .await
         })
         .await;
+    }
+
+    /// Runs a Lua script (EVALSHA, loading it first where Redis lacks it)
+    /// within the socket timeout; `None` when Redis is unavailable or the
+    /// call failed (a failure counts toward the breaker).
+    pub async fn invoke<T: redis::FromRedisValue>(
+        &self,
+        script: &redis::Script,
+        keys: &[String],
+        args: &[u64],
+    ) -> Option<T> {
+        self.run(self.socket_timeout, "EVALSHA", |mut c| async move {
+            let mut call = script.prepare_invoke();
+            for k in keys {
+                call.key(k);
+            }
+            for a in args {
+                call.arg(*a);
+            }
+            call.invoke_async(&mut c).await
+        })
+        .await
     }
 
     /// Round-trip time of a PING, or `None`.

@@ -17,6 +17,7 @@ const SECTION_PREFIXES: &[(&str, &str)] = &[
     ("cache", "CACHE"),
     ("redis", "REDIS"),
     ("admin", "ADMIN"),
+    ("auth", "AUTH"),
 ];
 
 /// One overridable key.

@@ -161,6 +161,7 @@ fn typed(mut tree: Map<String, Value>, problems: &mut Vec<String>) -> Config {
         cache: section("cache", &mut tree, problems),
         redis: section("redis", &mut tree, problems),
         admin: section("admin", &mut tree, problems),
+        auth: section("auth", &mut tree, problems),
         ..Config::default()
     };
     if let Some(scanners) = tree.remove("scanners") {
@@ -194,7 +195,7 @@ fn typed(mut tree: Map<String, Value>, problems: &mut Vec<String>) -> Config {
     }
     problems.extend(tree.keys().map(|k| {
         format!(
-            "{k}: unknown section (expected server, ollama, guard, scanners, cache, redis, admin)"
+            "{k}: unknown section (expected server, ollama, guard, scanners, cache, redis, admin, auth)"
         )
     }));
     config

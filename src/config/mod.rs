@@ -6,6 +6,7 @@
 //! `CACHE_TTL`, `redis.host` is `REDIS_HOST`, `guard.stream.overlap_bytes` is
 //! `GUARD_STREAM_OVERLAP_BYTES`.
 
+mod auth;
 pub mod env;
 mod load;
 mod validate;
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::scan::ScannerSpec;
 
+pub use auth::{AuthConfig, KeyConfig, RateLimitConfig};
 pub use load::{ConfigError, load, load_from, load_unchecked};
 
 pub const DEFAULT_PROXY_PORT: u16 = 8080;
@@ -35,13 +37,15 @@ pub struct Config {
     pub cache: CacheConfig,
     pub redis: RedisConfig,
     pub admin: AdminConfig,
+    pub auth: AuthConfig,
 }
 
 /// Where ollama-guard listens and how much it accepts.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
-    /// Interface to bind; `0.0.0.0` serves other machines and containers.
+    /// Interface to bind. `127.0.0.1` (Ollama's own default) serves this
+    /// machine only; `0.0.0.0` serves other machines and containers.
     pub host: String,
     pub port: u16,
     /// Largest request body; bigger ones get 413 (blob uploads aside).
@@ -69,6 +73,9 @@ pub struct ServerConfig {
     /// Threads serving connections, each with its own runtime and upstream
     /// pool; 0 means one per core.
     pub workers: usize,
+    /// Peers (addresses or CIDRs) whose `X-Forwarded-For` is believed for
+    /// the client's address; empty: never.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl ServerConfig {
@@ -91,7 +98,7 @@ pub enum LogFormat {
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
-            host: "0.0.0.0".into(),
+            host: "127.0.0.1".into(),
             port: DEFAULT_PROXY_PORT,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_text_bytes: 10 * 1024 * 1024,
@@ -102,6 +109,7 @@ impl Default for ServerConfig {
             max_connections: 4096,
             max_in_flight: 1024,
             workers: 0,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -157,6 +165,9 @@ pub struct GuardConfig {
     /// Send `_debug_info` (the rendered prompt of `_debug_render_only`)
     /// back to the client, scanned like all output; stripped otherwise.
     pub allow_debug_info: bool,
+    /// Tell clients where a verdict came from (`x-guard-cache`). Off: it
+    /// would let a client learn whether someone else sent a text.
+    pub expose_cache_header: bool,
     /// Where `scripts/fetch-models.sh` put the model files (relative paths
     /// start at the working directory).
     pub models_dir: String,
@@ -218,6 +229,7 @@ impl Default for GuardConfig {
             allow_context: false,
             allow_templates: false,
             allow_debug_info: false,
+            expose_cache_header: false,
             models_dir: "models".into(),
             model_threads: 0,
             scan_timeout_secs: 30.0,
@@ -310,6 +322,9 @@ pub struct CacheConfig {
     pub ttl: u64,
     /// Verdicts kept in process memory (LRU).
     pub max_size: usize,
+    /// HMAC-SHA256 key signing every verdict written to Redis (all
+    /// instances share it); a value that fails the check is rescanned.
+    pub signing_key: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -327,6 +342,7 @@ impl Default for CacheConfig {
             backend: CacheBackend::Auto,
             ttl: DEFAULT_CACHE_TTL_SECS,
             max_size: DEFAULT_CACHE_MAX_SIZE,
+            signing_key: None,
         }
     }
 }
@@ -384,7 +400,10 @@ impl Default for RedisConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
     /// Bearer token for `POST /cache/clear`; unset disables admin calls.
+    /// With API keys, it also opens `/scan` and the management routes.
     pub token: Option<String>,
+    /// `/metrics`, `/cache/stats` and `/cache/health` need the admin token.
+    pub protect_ops: bool,
 }
 
 /// Seconds from config as a `Duration` (validated to be finite and > 0).
@@ -396,8 +415,11 @@ pub fn secs(value: f64) -> Duration {
 /// password inside `redis.url`) replaced by `"***"`.
 pub fn masked_yaml(config: &Config) -> String {
     let mut tree = serde_json::to_value(config).unwrap_or_default();
-    for pointer in ["/redis/password", "/admin/token"] {
-        if let Some(v) = tree.pointer_mut(pointer).filter(|v| !v.is_null()) {
+    let keys = config.auth.keys.len();
+    let key_pointers = (0..keys).map(|i| format!("/auth/keys/{i}/key"));
+    let fixed = ["/redis/password", "/admin/token", "/cache/signing_key"].map(String::from);
+    for pointer in fixed.into_iter().chain(key_pointers) {
+        if let Some(v) = tree.pointer_mut(&pointer).filter(|v| !v.is_null()) {
             *v = "***".into();
         }
     }

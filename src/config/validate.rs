@@ -115,6 +115,30 @@ impl Config {
         if self.admin.token.as_deref().is_some_and(|t| t.len() < 16) {
             p.push("admin.token: must be at least 16 characters".into());
         }
+        // The keys given here and the network rules (`auth.keys_file` is
+        // read at start).
+        let inline = crate::config::AuthConfig {
+            keys_file: None,
+            ..self.auth.clone()
+        };
+        if let Err(problems) = crate::access::keys::KeyRing::load(&inline) {
+            p.extend(problems);
+        }
+        let a = &self.auth;
+        let trusted = &self.server.trusted_proxies;
+        if let Err(problems) =
+            crate::access::net::NetRules::new(&a.allow_cidrs, &a.deny_cidrs, trusted)
+        {
+            p.extend(problems);
+        }
+        if self
+            .cache
+            .signing_key
+            .as_deref()
+            .is_some_and(|k| k.len() < 16)
+        {
+            p.push("cache.signing_key: must be at least 16 characters".into());
+        }
         for (list, specs) in [
             ("scanners.input", &self.scanners.input),
             ("scanners.output", &self.scanners.output),

@@ -71,6 +71,18 @@ pub struct Segment {
     pub key: bool,
 }
 
+impl Dialect {
+    /// The dialect errors take at `path`: a guarded route's own, else
+    /// OpenAI's under `/v1/`, else Ollama's.
+    pub fn of_path(path: &str) -> Self {
+        match Route::ALL.iter().find(|r| r.path() == path) {
+            Some(route) => route.dialect(),
+            None if path.starts_with("/v1/") => Self::OpenAi,
+            None => Self::Ollama,
+        }
+    }
+}
+
 impl Route {
     pub const ALL: [Route; 10] = [
         Self::Generate,

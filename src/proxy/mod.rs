@@ -18,6 +18,7 @@ use axum::response::Response;
 use bytes::Bytes;
 
 use crate::AppState;
+use crate::access::Caller;
 use crate::cache::Tier;
 use crate::dialect::request::{Allowed, Refused, Request as ParsedRequest};
 use crate::dialect::{Route, apply_rewrites, gojson};
@@ -188,7 +189,23 @@ async fn handle_guarded(
             });
         }
     }
+    // The key's models and rate limit, now that the model and the size of
+    // the prompt are known (a token is about 4 bytes).
+    let caller = parts.extensions.get::<Caller>();
+    if caller.is_some_and(|c| !c.may_run(&request.model)) {
+        return Err(ProxyError::Forbidden(format!(
+            "this key may not use model {:?}",
+            request.model
+        )));
+    }
+    let tokens = text_bytes.div_ceil(4) as u64;
+    state.access.charge(caller, tokens).await?;
     let checked = state.guard.check(Direction::Input, &request.segments).await;
+    let expose = state.config.guard.expose_cache_header;
+    let with_cache_header = |reply, tier| match expose {
+        true => with_cache_header(reply, tier),
+        false => reply,
+    };
     let (model, stream) = (std::mem::take(&mut request.model), request.stream);
     let include_usage = request
         .json

@@ -262,6 +262,13 @@ pub(crate) async fn reasons(scanner: &dyn Scanner, text: &str) -> Vec<String> {
     found.into_iter().map(|m| m.reason).collect()
 }
 
+/// Data compiled into the scanners (word lists): the policy fingerprint
+/// covers its bytes, so a build with other data never reuses a verdict.
+/// (The classifier's files are covered by `classifier::identity`.)
+pub fn embedded_data() -> [&'static str; 2] {
+    [toxicity::PROFANITY, toxicity::SLURS]
+}
+
 /// Compiles one of the scanners' built-in patterns. They are constants
 /// exercised by the unit tests, so a failure is a programming error.
 #[expect(

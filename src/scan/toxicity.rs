@@ -73,12 +73,16 @@ struct Lexicon {
     threats: Vec<Regex>,
 }
 
+/// The word lists, compiled in (and so in every policy fingerprint).
+pub(crate) const PROFANITY: &str = include_str!("../../data/toxicity/profanity.txt");
+pub(crate) const SLURS: &str = include_str!("../../data/toxicity/slurs.txt");
+
 fn lexicon() -> Result<&'static Lexicon, String> {
     static L: OnceLock<Result<Lexicon, String>> = OnceLock::new();
     L.get_or_init(|| {
         let mut words = Vec::new();
         let mut category = Vec::new();
-        for (file, cat) in [(include_str!("../../data/toxicity/profanity.txt"), Category::Profanity), (include_str!("../../data/toxicity/slurs.txt"), Category::Slurs)] {
+        for (file, cat) in [(PROFANITY, Category::Profanity), (SLURS, Category::Slurs)] {
             for w in file.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
                 words.push(format!(" {} ", fold(w)));
                 category.push(cat);
