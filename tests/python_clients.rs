@@ -68,9 +68,17 @@ async fn read(library: &str, mode: &str, ctype: &str, chunks: Vec<Vec<u8>>, end:
             end,
         })
     });
+    run_client(library, mode, &proxy.url, None).await
+}
+
+/// What `library` saw reading one chat reply from the proxy at `url`,
+/// sending `key` as its API key.
+async fn run_client(library: &str, mode: &str, url: &str, key: Option<&str>) -> Value {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/read_reply.py");
+    let mut args = vec![script, library, mode, url];
+    args.extend(key);
     let out = tokio::process::Command::new(python())
-        .args([script, library, mode, &proxy.url])
+        .args(args)
         .output()
         .await
         .unwrap_or_else(|e| {
@@ -198,4 +206,34 @@ async fn whole_replies_filtered_the_way_each_library_reads_them() {
     assert!(seen["error"].is_null(), "no exception: {seen}");
     assert_eq!(seen["finish"], "content_filter", "{seen}");
     assert_eq!(seen["text"], "", "{seen}");
+}
+
+#[tokio::test]
+async fn both_libraries_send_their_key_and_read_refusals_as_their_own_errors() {
+    let fake = FakeOllama::start().await;
+    let yaml = "scanners: {input: [], output: []}\nauth:\n  keys:\n    - {key: team-key-0123456789abcdef, name: team, rate_limit: {requests_per_minute: 2}}\n";
+    let proxy = start_proxy(config(&fake.url, yaml)).await;
+    let key = Some("team-key-0123456789abcdef");
+    for library in ["ollama", "openai"] {
+        let seen = run_client(library, "whole", &proxy.url, Some("wrong-key-0123456789")).await;
+        assert_eq!(seen["status"], 401, "{library}: {seen}");
+        assert!(
+            seen["error"].as_str().unwrap().contains("API key"),
+            "{seen}"
+        );
+        let seen = run_client(library, "whole", &proxy.url, key).await;
+        assert_eq!(seen["text"], "The sky is blue.", "{library}: {seen}");
+    }
+    // Two a minute: both were used above; the next is refused.
+    let seen = run_client("openai", "whole", &proxy.url, key).await;
+    assert_eq!(seen["error_type"], "RateLimitError", "{seen}");
+    let seen = run_client("ollama", "stream", &proxy.url, key).await;
+    assert_eq!(seen["status"], 429, "{seen}");
+    assert!(
+        seen["error"]
+            .as_str()
+            .unwrap()
+            .contains("too many requests"),
+        "{seen}"
+    );
 }
