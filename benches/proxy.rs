@@ -4,6 +4,11 @@
 //! machine noise hits both alike. Every prompt is unique, so each request
 //! pays a real input scan (no cache hits).
 //!
+//! A second part measures what API keys and rate limits add: the same
+//! proxy (no scanners) without keys, with a key and a rate limit shared
+//! through a redis-server this benchmark starts, and with that Redis gone
+//! (limits counted locally).
+//!
 //! `cargo bench --bench proxy` (or `bench/proxy.sh`); options:
 //! `-- --requests N --workers N --rounds N`.
 
@@ -19,6 +24,9 @@ mod fake_guard;
 #[path = "../tests/common/fake_ollama.rs"]
 #[allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod fake_ollama;
+#[path = "../tests/common/redis_server.rs"]
+#[allow(dead_code)]
+mod redis_server;
 mod support;
 
 use std::time::{Duration, Instant};
@@ -46,16 +54,26 @@ async fn chat(
     i: usize,
     stream: bool,
 ) -> Result<(Duration, Duration), String> {
+    chat_as(client, url, i, stream, None).await
+}
+
+/// [`chat`], sending `key` as a bearer token.
+async fn chat_as(
+    client: reqwest::Client,
+    url: String,
+    i: usize,
+    stream: bool,
+    key: Option<&'static str>,
+) -> Result<(Duration, Duration), String> {
     let body = json!({"model": "llama3.2", "stream": stream, "messages": [
         {"role": "system", "content": "You are a helpful assistant."},
         {"role": "user", "content": format!("Question {i}: what colour is the sky on a clear day, and why?")}]});
     let started = Instant::now();
-    let mut resp = client
-        .post(url)
-        .json(&body)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut req = client.post(url).json(&body);
+    if let Some(k) = key {
+        req = req.bearer_auth(k);
+    }
+    let mut resp = req.send().await.map_err(|e| e.to_string())?;
     if !resp.status().is_success() {
         return Err(resp.status().to_string());
     }
@@ -134,5 +152,68 @@ async fn main() {
                 proxied.rps() / direct.rps()
             );
         }
+    }
+    access(&fake.url, &client, requests, workers, rounds).await;
+}
+
+const KEY: &str = "bench-key-0123456789abcdef";
+
+/// What a key and its rate limit add: no keys vs a key whose limit (high
+/// enough never to refuse) is one Redis step, vs the same with Redis gone.
+async fn access(
+    upstream: &str,
+    client: &reqwest::Client,
+    requests: usize,
+    workers: usize,
+    rounds: usize,
+) {
+    let redis = redis_server::RedisServer::start();
+    let gone = redis_server::RedisServer::not_started();
+    let keyed = |redis_url: String| {
+        format!(
+            "{NO_SCANNERS}auth:\n  keys: [{{key: {KEY}, name: bench, rate_limit: {{requests_per_minute: 1000000000, tokens_per_minute: 1000000000}}}}]\nredis: {{url: '{redis_url}', health_check_interval: 0.2}}\n"
+        )
+        .replace("cache: {backend: memory}", "cache: {backend: auto}")
+    };
+    let open = start(NO_SCANNERS, upstream).await;
+    let shared = start(&keyed(redis.url()), upstream).await;
+    let local = start(&keyed(gone.url()), upstream).await;
+    // Let the first instance reach Redis before measuring.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    println!("\nAPI keys and rate limits, /api/chat non-streamed, no scanners:");
+    header();
+    for (label, concurrency) in [("1 client", 1usize), ("concurrent", workers)] {
+        let targets: [(&str, &String, Option<&'static str>); 3] = [
+            ("no keys", &open, None),
+            ("key + limit, Redis up", &shared, Some(KEY)),
+            ("key + limit, Redis down", &local, Some(KEY)),
+        ];
+        let mut samples: Vec<Sample> = (0..3).map(|_| Sample::empty()).collect();
+        for _ in 0..rounds {
+            for ((_, base, key), sample) in targets.iter().zip(samples.iter_mut()) {
+                let (c, url, key) = (client.clone(), format!("{base}/api/chat"), *key);
+                let n = if concurrency == 1 {
+                    requests / 4
+                } else {
+                    requests
+                };
+                sample.merge(
+                    support::run(concurrency, n, move |i| {
+                        chat_as(c.clone(), url.clone(), i, false, key)
+                    })
+                    .await,
+                );
+            }
+        }
+        for ((name, _, _), sample) in targets.iter().zip(&samples) {
+            row(&format!("{label}: {name}"), sample);
+        }
+        let p50 = |s: &Sample| support::percentile(&s.total, 0.5);
+        println!(
+            "{:<34} added p50: Redis up {} µs, Redis down {} µs",
+            "",
+            support::us(p50(&samples[1]).saturating_sub(p50(&samples[0]))),
+            support::us(p50(&samples[2]).saturating_sub(p50(&samples[0])))
+        );
     }
 }

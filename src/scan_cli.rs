@@ -91,7 +91,7 @@ async fn emit(
     text: &str,
     id: Option<Value>,
 ) -> std::io::Result<()> {
-    let mut report = match guard.report(direction, text).await {
+    let mut report = match guard.report(direction, text, true).await {
         Ok(r) => {
             outcome.scanned += 1;
             outcome.blocked += usize::from(!r.allowed);

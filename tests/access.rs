@@ -464,3 +464,17 @@ async fn bad_access_config_is_refused_naming_the_keys() {
         assert!(text.contains(key), "{key} not named: {text}");
     }
 }
+
+#[test]
+fn keys_and_the_signing_key_are_masked_in_the_printed_config() {
+    let yaml = format!(
+        "{}cache: {{signing_key: a-shared-signing-key-0123}}\n",
+        keys("")
+    );
+    let cfg = ollama_guard::config::load_from(&yaml, |_| None).unwrap();
+    let printed = ollama_guard::config::masked_yaml(&cfg);
+    for secret in [ALICE, BOB, "a-shared-signing-key-0123"] {
+        assert!(!printed.contains(secret), "{secret} printed: {printed}");
+    }
+    assert!(printed.contains("name: alice"), "{printed}");
+}

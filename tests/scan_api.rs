@@ -16,7 +16,8 @@ async fn scan(url: &str, body: Value) -> (u16, Value) {
 
 #[tokio::test]
 async fn text_form_reports_scores_timings_and_uses_the_cache() {
-    let (_fake, proxy) = stack(SCANNERS).await;
+    let exposed = format!("guard:\n  expose_cache_header: true\n{SCANNERS}");
+    let (_fake, proxy) = stack(&exposed).await;
     let (status, r) = scan(
         &proxy.url,
         json!({"direction": "input", "text": "my key sk-ABCDEFGH12345678"}),
@@ -44,6 +45,23 @@ async fn text_form_reports_scores_timings_and_uses_the_cache() {
         ),
         (Some("hit-l1"), Some(0))
     );
+}
+
+#[tokio::test]
+async fn by_default_scan_never_tells_whether_a_text_was_seen_before() {
+    let (_fake, proxy) = stack(SCANNERS).await;
+    let text = json!({"text": "my key sk-ABCDEFGH12345678"});
+    let (_, first) = scan(&proxy.url, text.clone()).await;
+    let (_, again) = scan(&proxy.url, text).await;
+    for r in [&first, &again] {
+        assert_eq!(r["cache"], "off", "{r}");
+        assert_eq!(
+            r["scanners"].as_array().map(Vec::len),
+            Some(3),
+            "scanned each time"
+        );
+    }
+    assert_eq!(first["redacted_text"], again["redacted_text"]);
 }
 
 #[tokio::test]

@@ -69,7 +69,11 @@ async fn one(state: &AppState, item: Value) -> Result<Value, ApiError> {
     let report = |text: String| async move {
         state
             .guard
-            .report(item.direction, &text)
+            .report(
+                item.direction,
+                &text,
+                state.config.guard.expose_cache_header,
+            )
             .await
             .map_err(|e| ProxyError::Internal(e.to_string()))
     };

@@ -151,6 +151,27 @@ impl Guard {
             .await
     }
 
+    /// One text scanned now by all of `direction`'s scanners, the cache
+    /// neither read nor written.
+    pub async fn scan_now(
+        &self,
+        direction: Direction,
+        text: &str,
+    ) -> Result<crate::scan::Scanned, ScanError> {
+        let turn = match direction {
+            Direction::Input => Turn::Prompt,
+            Direction::Output => Turn::Reply(None),
+        };
+        let scanned = self
+            .pool
+            .scan_turn(&self.policy(direction).pipeline, text, &turn)
+            .await;
+        if let Ok(s) = &scanned {
+            self.metrics.observe_scan(direction, &s.runs);
+        }
+        scanned
+    }
+
     /// The cached (or fresh) verdict on one text of a reply to `prompt`, by
     /// all the output scanners or by the judges alone.
     pub async fn reply_verdict(

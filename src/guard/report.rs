@@ -4,7 +4,10 @@
 
 use serde::Serialize;
 
+use std::sync::Arc;
+
 use super::Guard;
+use crate::cache::Tier;
 use crate::scan::pipeline::Run;
 use crate::scan::{Direction, Finding, Redaction, ScanError};
 
@@ -26,8 +29,24 @@ pub struct Report {
 }
 
 impl Guard {
-    pub async fn report(&self, direction: Direction, text: &str) -> Result<Report, ScanError> {
-        let (verdict, tier, runs) = self.verdict_with_runs(direction, text).await;
+    /// The report on `text`: through the verdict cache with `cached`, else
+    /// scanned now whatever the cache holds (so the answer cannot tell
+    /// whether someone else sent the text: `/scan` unless
+    /// `guard.expose_cache_header`).
+    pub async fn report(
+        &self,
+        direction: Direction,
+        text: &str,
+        cached: bool,
+    ) -> Result<Report, ScanError> {
+        let (verdict, tier, runs) = match cached {
+            true => self.verdict_with_runs(direction, text).await,
+            false => {
+                let scanned = self.scan_now(direction, text).await;
+                let runs = scanned.as_ref().ok().map(|s| s.runs.clone());
+                (scanned.map(|s| Arc::new(s.verdict)), Tier::Off, runs)
+            }
+        };
         let verdict = verdict?;
         let redacted_text = (!verdict.redactions.is_empty()).then(|| verdict.apply(text));
         Ok(Report {
