@@ -478,3 +478,43 @@ fn keys_and_the_signing_key_are_masked_in_the_printed_config() {
     }
     assert!(printed.contains("name: alice"), "{printed}");
 }
+
+#[tokio::test]
+async fn keys_can_come_from_a_file_and_a_bad_file_stops_the_start() {
+    let dir = std::env::temp_dir().join(format!("guard-keys-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("keys.yaml");
+    std::fs::write(&file, "- {key: carol-0123456789abcdef, name: carol}\n").unwrap();
+    let fake = FakeOllama::start().await;
+    let yaml = format!("{}  keys_file: {}\n", keys(""), file.display());
+    let proxy = start_proxy(config(&fake.url, &yaml)).await;
+    let ok = post(
+        &proxy.url,
+        "/api/chat",
+        Some("carol-0123456789abcdef"),
+        &chat("m"),
+    )
+    .await;
+    assert_eq!(ok.status(), 200);
+    assert_eq!(
+        post(&proxy.url, "/api/chat", Some(ALICE), &chat("llama3.2"))
+            .await
+            .status(),
+        200
+    );
+    std::fs::write(&file, "- {key: short, name: dave}\n").unwrap();
+    let err = ollama_guard::AppState::new(config(&fake.url, &yaml))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("auth.keys_file") && err.contains(".key"),
+        "{err}"
+    );
+    std::fs::remove_file(&file).unwrap();
+    let err = ollama_guard::AppState::new(config(&fake.url, &yaml))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("cannot read"), "{err}");
+}
