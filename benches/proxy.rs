@@ -48,16 +48,8 @@ scanners:
     - {type: regex, mode: redact, patterns: ['sk-[A-Za-z0-9]{20,}']}
 "#;
 
-async fn chat(
-    client: reqwest::Client,
-    url: String,
-    i: usize,
-    stream: bool,
-) -> Result<(Duration, Duration), String> {
-    chat_as(client, url, i, stream, None).await
-}
-
-/// [`chat`], sending `key` as a bearer token.
+/// One `/api/chat` (a new prompt each time), sending `key` as a bearer
+/// token: (time to first byte, total).
 async fn chat_as(
     client: reqwest::Client,
     url: String,
@@ -116,33 +108,16 @@ async fn main() {
         println!("\n{label} ({concurrency} in flight):");
         header();
         for stream in [false, true] {
-            let mut direct = Sample::empty();
-            let mut hop = Sample::empty();
-            let mut proxied = Sample::empty();
-            for _ in 0..rounds {
-                for (target, base) in [
-                    (&mut direct, &fake.url),
-                    (&mut hop, &bare),
-                    (&mut proxied, &proxy),
-                ] {
-                    let (c, url) = (client.clone(), format!("{base}/api/chat"));
-                    let n = if concurrency == 1 {
-                        requests / 4
-                    } else {
-                        requests
-                    };
-                    target.merge(
-                        support::run(concurrency, n, move |i| {
-                            chat(c.clone(), url.clone(), i, stream)
-                        })
-                        .await,
-                    );
-                }
-            }
+            let targets = [&fake.url, &bare, &proxy].map(|u| (u.clone(), None));
+            let samples =
+                interleaved(&client, &targets, concurrency, requests, rounds, stream).await;
+            let [direct, hop, proxied] = &samples[..] else {
+                unreachable!("three targets")
+            };
             let kind = if stream { "streamed" } else { "non-streamed" };
-            row(&format!("{kind} direct"), &direct);
-            row(&format!("{kind} via proxy, no scanners"), &hop);
-            row(&format!("{kind} via proxy, 3+3 scanners"), &proxied);
+            row(&format!("{kind} direct"), direct);
+            row(&format!("{kind} via proxy, no scanners"), hop);
+            row(&format!("{kind} via proxy, 3+3 scanners"), proxied);
             let added = support::percentile(&proxied.first_byte, 0.5)
                 .saturating_sub(support::percentile(&direct.first_byte, 0.5));
             println!(
@@ -154,6 +129,37 @@ async fn main() {
         }
     }
     access(&fake.url, &client, requests, workers, rounds).await;
+}
+
+/// Runs `/api/chat` against each target (base URL, key) in turn, `rounds`
+/// times, so machine noise hits them alike: one sample per target. One
+/// client sends a quarter of `requests` a round.
+async fn interleaved(
+    client: &reqwest::Client,
+    targets: &[(String, Option<&'static str>)],
+    concurrency: usize,
+    requests: usize,
+    rounds: usize,
+    stream: bool,
+) -> Vec<Sample> {
+    let mut samples: Vec<Sample> = targets.iter().map(|_| Sample::empty()).collect();
+    let n = if concurrency == 1 {
+        requests / 4
+    } else {
+        requests
+    };
+    for _ in 0..rounds {
+        for ((base, key), sample) in targets.iter().zip(samples.iter_mut()) {
+            let (c, url, key) = (client.clone(), format!("{base}/api/chat"), *key);
+            sample.merge(
+                support::run(concurrency, n, move |i| {
+                    chat_as(c.clone(), url.clone(), i, stream, key)
+                })
+                .await,
+            );
+        }
+    }
+    samples
 }
 
 const KEY: &str = "bench-key-0123456789abcdef";
@@ -188,23 +194,8 @@ async fn access(
             ("key + limit, Redis up", &shared, Some(KEY)),
             ("key + limit, Redis down", &local, Some(KEY)),
         ];
-        let mut samples: Vec<Sample> = (0..3).map(|_| Sample::empty()).collect();
-        for _ in 0..rounds {
-            for ((_, base, key), sample) in targets.iter().zip(samples.iter_mut()) {
-                let (c, url, key) = (client.clone(), format!("{base}/api/chat"), *key);
-                let n = if concurrency == 1 {
-                    requests / 4
-                } else {
-                    requests
-                };
-                sample.merge(
-                    support::run(concurrency, n, move |i| {
-                        chat_as(c.clone(), url.clone(), i, false, key)
-                    })
-                    .await,
-                );
-            }
-        }
+        let urls = targets.map(|(_, base, key)| (base.clone(), key));
+        let samples = interleaved(client, &urls, concurrency, requests, rounds, false).await;
         for ((name, _, _), sample) in targets.iter().zip(&samples) {
             row(&format!("{label}: {name}"), sample);
         }
