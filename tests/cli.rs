@@ -157,3 +157,74 @@ async fn healthcheck_flag_reports_whether_the_proxy_answers() {
         Some(0)
     );
 }
+
+/// Starts the binary with `envs`, waits until it answers, stops it, and
+/// returns what it logged.
+async fn logs_of_a_start(envs: &[(&str, &str)]) -> String {
+    let fake = common::FakeOllama::start().await;
+    let port = common::redis_server::free_port();
+    let gone = common::redis_server::free_port();
+    let mut cmd = bin();
+    cmd.env("PROXY_PORT", port.to_string())
+        .env("OLLAMA_URL", &fake.url)
+        .env("REDIS_URL", format!("redis://127.0.0.1:{gone}/0"))
+        .env("SCANNERS_INPUT", "[]")
+        .env("SCANNERS_OUTPUT", "[]")
+        .env("RUST_LOG", "warn");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let child = tokio::process::Command::from(cmd)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/health");
+    let up = common::eventually(|| async {
+        common::client()
+            .get(&url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    assert!(up, "proxy did not come up");
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+        .await
+        .expect("exits after SIGTERM")
+        .unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[tokio::test]
+async fn an_open_proxy_beyond_loopback_and_unsigned_verdicts_are_warned_about_once() {
+    let open = logs_of_a_start(&[("PROXY_HOST", "0.0.0.0")]).await;
+    assert_eq!(open.matches("with no API keys").count(), 1, "{open}");
+    assert_eq!(open.matches("are not signed").count(), 1, "{open}");
+    let closed = logs_of_a_start(&[
+        ("PROXY_HOST", "0.0.0.0"),
+        ("AUTH_KEYS", "[{key: ops-key-0123456789abcdef, name: ops}]"),
+        ("CACHE_SIGNING_KEY", "a-shared-signing-key-0123"),
+    ])
+    .await;
+    assert!(!closed.contains("with no API keys"), "{closed}");
+    assert!(!closed.contains("are not signed"), "{closed}");
+    let local = logs_of_a_start(&[]).await;
+    assert!(
+        !local.contains("with no API keys"),
+        "127.0.0.1 by default: {local}"
+    );
+}
