@@ -42,6 +42,8 @@ pub struct Metrics {
     pub rate_limit_local: IntGauge,
     /// Verdicts read from Redis that failed their signature check.
     pub verdicts_rejected: IntCounter,
+    /// Redis reads not made, or given up, because scanning was cheaper.
+    pub l2_skipped: IntCounter,
 }
 
 fn histogram(name: &str, help: &str, labels: &[&str]) -> prometheus::Result<HistogramVec> {
@@ -119,6 +121,10 @@ impl Metrics {
                 "ollama_guard_cache_rejected_total",
                 "Verdicts in Redis that failed their signature check (rescanned)",
             )?,
+            l2_skipped: IntCounter::new(
+                "ollama_guard_cache_l2_skipped_total",
+                "Redis reads not made, or given up, because scanning cost less",
+            )?,
         };
         let r = &m.registry;
         r.register(Box::new(m.requests.clone()))?;
@@ -135,6 +141,7 @@ impl Metrics {
         r.register(Box::new(m.denied.clone()))?;
         r.register(Box::new(m.rate_limit_local.clone()))?;
         r.register(Box::new(m.verdicts_rejected.clone()))?;
+        r.register(Box::new(m.l2_skipped.clone()))?;
         Ok(m)
     }
 

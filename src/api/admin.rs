@@ -49,6 +49,8 @@ pub async fn cache_stats(State(state): State<AppState>) -> Json<Value> {
         "l1_hits": l1,
         "l2_hits": l2,
         "scans": c.scans.get(),
+        "l2_skipped": c.l2_skipped.get(),
+        "l2_latency_ms": cache.l2.as_ref().and_then(|l2| l2.latency()).map(|d| (d.as_secs_f64() * 1e5).round() / 100.0),
         "errors": cache.l2.as_ref().map_or(0, |t| t.errors.get()),
         "fallback_active": fallback_active(cache),
         "l1_size": cache.l1_len(),

@@ -5,6 +5,13 @@
 //! Lookup: L1 → L2 (promoted to L1 on a hit) → scan once → write L1, and L2
 //! in the background so the reply never waits for Redis. When Redis is away
 //! the L2 step is skipped without waiting (see `redis.rs`).
+//!
+//! **Never wait on a cache slower than the scan it saves.** Each lookup
+//! knows what a scan by its scanners has cost lately; Redis reads have a
+//! moving average too (GETs and the supervisor's PINGs). When a read costs
+//! more than the scan, L2 is not read (the verdict is still written, for
+//! instances that find it cheaper), and a read that runs past the scan's
+//! cost is given up and the text scanned. Both count as `l2_skipped`.
 
 mod flight;
 pub mod key;
@@ -58,6 +65,8 @@ pub struct Counters {
     pub misses: IntCounter,
     /// Scans actually run (misses minus those that joined a flight).
     pub scans: IntCounter,
+    /// L2 reads not made, or given up, because the scan was cheaper.
+    pub l2_skipped: IntCounter,
 }
 
 impl Counters {
@@ -68,9 +77,24 @@ impl Counters {
             l2_hits: lookups("l2_hit"),
             misses: lookups("miss"),
             scans: metrics.scans.clone(),
+            l2_skipped: metrics.l2_skipped.clone(),
         }
     }
 }
+
+/// Whether an L2 read is worth making, and how long to wait for it, when
+/// a scan costs `scan` (unknown before the first).
+fn read_budget(l2: &RedisTier, scan: Option<Duration>) -> Option<Duration> {
+    match (scan, l2.latency()) {
+        (None, _) | (Some(_), None) => Some(l2.socket_timeout),
+        (Some(scan), Some(read)) if read > scan => None,
+        (Some(scan), Some(_)) => Some(scan.max(MIN_READ_BUDGET).min(l2.socket_timeout)),
+    }
+}
+
+/// The least an L2 read is given once started: below it, scheduling noise
+/// would give up reads that were about to answer.
+const MIN_READ_BUDGET: Duration = Duration::from_millis(1);
 
 type Flight = Result<(Arc<Verdict>, Tier), ScanError>;
 
@@ -156,6 +180,20 @@ impl VerdictCache {
     where
         F: Future<Output = Result<Verdict, ScanError>> + Send + 'static,
     {
+        self.get_or_scan_costing(key, None, scan).await
+    }
+
+    /// [`VerdictCache::get_or_scan`], knowing what `scan` has cost lately:
+    /// Redis is not waited on for longer.
+    pub async fn get_or_scan_costing<F>(
+        &self,
+        key: CacheKey,
+        scan_cost: Option<Duration>,
+        scan: F,
+    ) -> (Result<Arc<Verdict>, ScanError>, Tier)
+    where
+        F: Future<Output = Result<Verdict, ScanError>> + Send + 'static,
+    {
         let Some(l1) = &self.l1 else {
             self.counters.scans.inc();
             return (scan.await.map(Arc::new), Tier::Off);
@@ -168,7 +206,7 @@ impl VerdictCache {
             self.l2.clone(),
             l1.clone(),
             self.counters.clone(),
-            key.clone(),
+            (key.clone(), scan_cost),
             scan,
         );
         let (result, _leader) = self.flights.run(key, work).await;
@@ -183,23 +221,38 @@ impl VerdictCache {
         }
     }
 
-    /// One flight: L2, else scan; fills L1 and (in the background) L2.
+    /// One flight: L2 (when worth it), else scan; fills L1 and (in the
+    /// background) L2.
     async fn fill<F>(
         l2: Option<Arc<RedisTier>>,
         l1: Arc<MemoryCache>,
         counters: Arc<Counters>,
-        key: CacheKey,
+        (key, scan_cost): (CacheKey, Option<Duration>),
         scan: F,
     ) -> Flight
     where
         F: Future<Output = Result<Verdict, ScanError>> + Send + 'static,
     {
-        if let Some(l2) = l2.as_ref().filter(|t| t.is_available())
-            && let Some((verdict, remaining)) = l2.get(&key).await
-        {
-            let verdict = Arc::new(verdict);
-            l1.put(key, verdict.clone(), remaining);
-            return Ok((verdict, Tier::L2));
+        if let Some(l2) = l2.as_ref().filter(|t| t.is_available()) {
+            let found = match read_budget(l2, scan_cost) {
+                None => None,
+                Some(budget) => match tokio::time::timeout(budget, l2.get(&key)).await {
+                    Ok(found) => Some(found),
+                    Err(_) => {
+                        l2.note_slow_read(budget);
+                        None
+                    }
+                },
+            };
+            match found {
+                Some(Some((verdict, remaining))) => {
+                    let verdict = Arc::new(verdict);
+                    l1.put(key, verdict.clone(), remaining);
+                    return Ok((verdict, Tier::L2));
+                }
+                Some(None) => {}
+                None => counters.l2_skipped.inc(),
+            }
         }
         counters.scans.inc();
         let verdict = Arc::new(scan.await?);

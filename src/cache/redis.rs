@@ -19,6 +19,7 @@ use super::CacheKey;
 use super::signing::{self, Checked, Signer};
 use crate::config::{RedisConfig, mask_url_password, secs};
 use crate::scan::Verdict;
+use crate::scan::pipeline::CostMeter;
 
 /// Consecutive command failures that open the breaker.
 pub const FAILURES_TO_OPEN: u32 = 3;
@@ -51,6 +52,8 @@ pub struct RedisTier {
     signer: Option<Signer>,
     /// Values that failed the signature check.
     rejected: Option<IntCounter>,
+    /// Round trips of reads and probes lately (see `latency`).
+    latency: CostMeter,
 }
 
 /// The URL to connect to: `redis.url` if set (with `redis.password` and
@@ -100,6 +103,7 @@ impl RedisTier {
             max_connections: cfg.max_connections,
             signer: None,
             rejected: None,
+            latency: CostMeter::default(),
         })
     }
 
@@ -225,10 +229,22 @@ impl RedisTier {
         Ok(())
     }
 
+    /// What a read has cost lately (GETs and the supervisor's PINGs), once
+    /// measured.
+    pub fn latency(&self) -> Option<Duration> {
+        self.latency.average()
+    }
+
+    /// Counts a read given up after `waited` as a sample of at least that.
+    pub fn note_slow_read(&self, waited: Duration) {
+        self.latency.observe(waited);
+    }
+
     /// The stored verdict and its remaining lifetime.
     pub async fn get(&self, key: &CacheKey) -> Option<(Verdict, Option<Duration>)> {
         let k = self.key(key);
         let at = k.clone();
+        let started = Instant::now();
         let (raw, pttl): (Option<Vec<u8>>, i64) = self
             .run(self.socket_timeout, "GET", |mut c| async move {
                 redis::pipe()
@@ -239,6 +255,7 @@ impl RedisTier {
                     .await
             })
             .await?;
+        self.latency.observe(started.elapsed());
         let raw = raw?;
         let json = match signing::check(self.signer.as_ref(), &k, &raw) {
             Checked::Good(json) => json,
@@ -313,6 +330,7 @@ impl RedisTier {
             redis::cmd("PING").query_async::<()>(&mut c).await
         })
         .await?;
+        self.latency.observe(started.elapsed());
         Some(started.elapsed())
     }
 

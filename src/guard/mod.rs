@@ -215,13 +215,14 @@ impl Guard {
             Direction::Input => Turn::Prompt,
             Direction::Output => Turn::Reply(prompt.cloned()),
         };
+        let cost = pipeline.expected_cost();
         let (pipeline, metrics, pool) = (pipeline.clone(), self.metrics.clone(), self.pool.clone());
         let owned = text.to_string();
         let runs: Arc<std::sync::Mutex<Option<Vec<Run>>>> = Arc::default();
         let slot = runs.clone();
         let (result, tier) = self
             .cache
-            .get_or_scan(key, async move {
+            .get_or_scan_costing(key, cost, async move {
                 let scanned = pool.scan_turn(&pipeline, &owned, &turn).await?;
                 metrics.observe_scan(direction, &scanned.runs);
                 *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(scanned.runs);

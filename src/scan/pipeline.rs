@@ -52,6 +52,43 @@ pub struct Pipeline {
     /// Stop at the first block (off for seams, where a block that does not
     /// span the seam must not hide one that does).
     short_circuit: bool,
+    /// What a scan by this pipeline has cost lately: the verdict cache
+    /// skips a Redis read that would take longer.
+    cost: CostMeter,
+}
+
+/// A moving average of scan times, in microseconds (0: none measured yet).
+#[derive(Default)]
+pub struct CostMeter(std::sync::atomic::AtomicU64);
+
+impl Clone for CostMeter {
+    fn clone(&self) -> Self {
+        Self(self.get_micros().into())
+    }
+}
+
+impl CostMeter {
+    fn get_micros(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Folds in one sample: a quarter of it, three quarters of the past.
+    pub fn observe(&self, took: Duration) {
+        let sample = (took.as_micros() as u64).max(1);
+        let old = self.get_micros();
+        let new = match old {
+            0 => sample,
+            old => (old * 3 + sample) / 4,
+        };
+        self.0.store(new, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The average, once there is one.
+    pub fn average(&self) -> Option<Duration> {
+        Some(self.get_micros())
+            .filter(|m| *m > 0)
+            .map(Duration::from_micros)
+    }
 }
 
 impl Pipeline {
@@ -61,7 +98,13 @@ impl Pipeline {
         Self {
             scanners,
             short_circuit: true,
+            cost: CostMeter::default(),
         }
+    }
+
+    /// What a scan by this pipeline has cost lately, once measured.
+    pub fn expected_cost(&self) -> Option<Duration> {
+        self.cost.average()
     }
 
     /// The scanners that can act on a seam between two fields: cheap ones
@@ -81,6 +124,7 @@ impl Pipeline {
                 .cloned()
                 .collect(),
             short_circuit: false,
+            cost: CostMeter::default(),
         }
     }
 
@@ -99,6 +143,7 @@ impl Pipeline {
         Self {
             scanners: self.scanners.iter().filter(|c| keep(c)).cloned().collect(),
             short_circuit: self.short_circuit,
+            cost: CostMeter::default(),
         }
     }
 
@@ -195,6 +240,7 @@ impl Pipeline {
             findings,
             redactions: merge_redactions(redactions),
         };
+        self.cost.observe(runs.iter().map(|r| r.took).sum());
         Ok(Scanned { verdict, runs })
     }
 }
