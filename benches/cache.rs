@@ -4,7 +4,10 @@
 //! 2. end-to-end `/api/chat` latency when the verdict is a miss (a 200 ms
 //!    scanner runs; then the prompt_injection classifier), an L1 hit, and an
 //!    L2 hit (scanned by another instance);
-//! 3. requests per second with Redis up, then while Redis is SIGSTOPped.
+//! 3. requests per second with Redis up, then while Redis is SIGSTOPped;
+//! 4. `/api/chat` latency of new prompts (L1 misses) with the default input
+//!    scanners: no Redis, a Redis answering in 150 ms (a delaying relay),
+//!    and a plain Redis, interleaved.
 //!
 //! `cargo bench --bench cache` (or `bench/cache.sh`); `-- --requests N` sets
 //! the requests per throughput round (default 10000).
@@ -24,6 +27,9 @@ mod fake_ollama;
 #[path = "../tests/common/redis_server.rs"]
 #[allow(dead_code)]
 mod redis_server;
+#[path = "../tests/common/slow_relay.rs"]
+#[allow(dead_code)]
+mod slow_relay;
 mod support;
 
 use std::time::{Duration, Instant};
@@ -196,6 +202,43 @@ async fn throughput(
     );
 }
 
+/// New prompts through the default input scanners: no Redis, a Redis that
+/// answers in 150 ms, and a plain Redis, interleaved.
+async fn slow_redis(redis: &redis_server::RedisServer, upstream: &str, client: &reqwest::Client) {
+    let relay = slow_relay::SlowRelay::start(redis.port, Duration::from_millis(150)).await;
+    let defaults = "scanners: {output: []}\n";
+    let mut memory = config(&redis.url(), upstream, defaults);
+    memory.cache.backend = ollama_guard::config::CacheBackend::Memory;
+    let (none, _) = support::serve(memory).await;
+    let mut slow_cfg = config(&relay.redis_url(), upstream, defaults);
+    slow_cfg.redis.socket_timeout = 1.0;
+    let (slow, slow_state) = start(slow_cfg).await;
+    let (plain, _) = start(config(&redis.url(), upstream, defaults)).await;
+    let mut rows: Vec<(&str, &String, Vec<Duration>)> = vec![
+        ("no Redis (memory only)", &none, vec![]),
+        ("Redis answering in 150 ms", &slow, vec![]),
+        ("Redis on loopback", &plain, vec![]),
+    ];
+    let question = "How far is the moon from the earth, and does the distance change over a month";
+    for i in 0..60 {
+        for (name, url, times) in rows.iter_mut() {
+            let (t, _) = chat(client, url, &format!("{question} ({name} {i})?")).await;
+            times.push(t);
+        }
+    }
+    println!("\n4. /api/chat, a new prompt each time (L1 miss), default input scanners");
+    for (name, _, times) in rows {
+        stats(name, times);
+    }
+    let c = &slow_state.guard.cache.counters;
+    println!(
+        "{:<40} L2 reads skipped by the 150 ms instance: {} of {} lookups",
+        "",
+        c.l2_skipped.get(),
+        c.misses.get() + c.l2_hits.get()
+    );
+}
+
 #[tokio::main]
 async fn main() {
     let redis = redis_server::RedisServer::start();
@@ -239,4 +282,5 @@ async fn main() {
         support::arg("--requests", 10_000),
     )
     .await;
+    slow_redis(&redis, &fake.url, &client).await;
 }
