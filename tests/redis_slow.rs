@@ -73,3 +73,49 @@ async fn a_redis_faster_than_the_scan_is_read() {
     );
     assert_eq!(stats["l2_skipped"], 0, "{stats}");
 }
+
+#[tokio::test]
+async fn a_redis_that_refuses_writes_still_serves_reads_and_stays_in_use() {
+    let redis = RedisServer::start();
+    let fake = FakeOllama::start().await;
+    let costly = yaml(200);
+    let a = start_proxy(redis_config(&fake.url, &redis.url(), &costly)).await;
+    let b = start_proxy(redis_config(&fake.url, &redis.url(), &costly)).await;
+    for p in [&a, &b] {
+        assert!(common::redis_connected(&p.url).await);
+    }
+    assert_eq!(tier(&a.url, "written before").await, "miss");
+    assert!(eventually(|| async { !redis.dump().await.is_empty() }).await);
+    // Out of memory under noeviction: every write is refused.
+    let mut c = redis.connection().await;
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg("1")
+        .query_async::<()>(&mut c)
+        .await
+        .unwrap();
+    for i in 0..5 {
+        assert_eq!(tier(&b.url, &format!("new text {i}")).await, "miss");
+    }
+    let health = |url: String| async move { get_json(&format!("{url}/cache/health")).await };
+    assert!(
+        eventually(|| async { health(b.url.clone()).await["redis_writes"] == "refused" }).await
+    );
+    let h = health(b.url.clone()).await;
+    assert_eq!(h["redis_connected"], true, "the breaker stays closed: {h}");
+    assert_eq!(
+        tier(&b.url, "written before").await,
+        "hit-l2",
+        "reads go on"
+    );
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg("0")
+        .query_async::<()>(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(tier(&b.url, "after the memory came back").await, "miss");
+    assert!(eventually(|| async { health(b.url.clone()).await["redis_writes"] == "ok" }).await);
+}

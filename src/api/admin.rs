@@ -80,6 +80,11 @@ pub async fn cache_health(State(state): State<AppState>) -> Json<Value> {
         "redis_configured": cache.l2.is_some(),
         "redis_connected": cache.l2.as_ref().is_some_and(|l2| l2.is_available()),
         "redis_ping": ping.is_some(),
+        // Reads go on when Redis refuses writes (out of memory, replica).
+        "redis_writes": match cache.l2.as_ref().is_some_and(|l2| l2.writes_refused()) {
+            true => "refused",
+            false => "ok",
+        },
         "latency_ms": ping.map(|d| (d.as_secs_f64() * 1e5).round() / 100.0),
         // Per-key rate limits: shared through Redis, or counted by this
         // instance alone while Redis is away.

@@ -54,6 +54,15 @@ pub struct RedisTier {
     rejected: Option<IntCounter>,
     /// Round trips of reads and probes lately (see `latency`).
     latency: CostMeter,
+    /// Redis answers but refuses writes (out of memory, a read-only
+    /// replica): reads go on, the breaker stays closed.
+    writes_refused: AtomicBool,
+}
+
+/// An answer from a Redis that is up but will not store anything now:
+/// out of memory under `noeviction`, or a read-only replica.
+fn refuses_writes(e: &RedisError) -> bool {
+    matches!(e.code(), Some("OOM" | "READONLY"))
 }
 
 /// The URL to connect to: `redis.url` if set (with `redis.password` and
@@ -104,6 +113,7 @@ impl RedisTier {
             signer: None,
             rejected: None,
             latency: CostMeter::default(),
+            writes_refused: AtomicBool::new(false),
         })
     }
 
@@ -160,6 +170,17 @@ impl RedisTier {
             Ok(Ok(v)) => {
                 self.failures.store(0, Ordering::Relaxed);
                 Some(v)
+            }
+            Ok(Err(e)) if refuses_writes(&e) => {
+                // Redis is there and answering: not a reason to stop reading.
+                self.errors.inc();
+                if !self.writes_refused.swap(true, Ordering::Relaxed) {
+                    self.log_problem(&format!(
+                        "Redis refuses writes ({}); verdicts are still read from it, new ones stay in this instance's memory",
+                        e.code().unwrap_or("refused")
+                    ));
+                }
+                None
             }
             Ok(Err(e)) => {
                 self.record_failure(&format!("{what}: {e}"));
@@ -229,6 +250,11 @@ impl RedisTier {
         Ok(())
     }
 
+    /// Whether Redis refused the last write (out of memory, read-only).
+    pub fn writes_refused(&self) -> bool {
+        self.writes_refused.load(Ordering::Relaxed)
+    }
+
     /// What a read has cost lately (GETs and the supervisor's PINGs), once
     /// measured.
     pub fn latency(&self) -> Option<Duration> {
@@ -289,16 +315,21 @@ impl RedisTier {
             Some(s) => s.sign(&k, value),
             None => value,
         };
-        self.run(self.socket_timeout, "SET", |mut c| async move {
-            redis::cmd("SET")
-                .arg(&k)
-                .arg(value)
-                .arg("EX")
-                .arg(ttl)
-                .query_async::<()>(&mut c)
-                .await
-        })
-        .await;
+        let written = self
+            .run(self.socket_timeout, "SET", |mut c| async move {
+                redis::cmd("SET")
+                    .arg(&k)
+                    .arg(value)
+                    .arg("EX")
+                    .arg(ttl)
+                    .query_async::<()>(&mut c)
+                    .await
+            })
+            .await;
+        if written.is_some() && self.writes_refused.swap(false, Ordering::Relaxed) {
+            *self.last_logged.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            tracing::info!(redis = %self.display_url, "Redis accepts writes again");
+        }
     }
 
     /// Runs a Lua script (EVALSHA, loading it first where Redis lacks it)
