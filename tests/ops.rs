@@ -182,10 +182,15 @@ async fn ready_is_503_when_ollama_is_down() {
 }
 
 #[tokio::test]
-async fn ready_is_200_degraded_when_only_redis_is_down() {
+async fn ready_is_200_degraded_when_only_an_optional_redis_is_down() {
     let fake = FakeOllama::start().await;
     let redis = RedisServer::not_started();
-    let proxy = start_proxy(redis_config(&fake.url, &redis.url(), SCANNERS)).await;
+    // `auto`: Redis optional (`redis` makes it required: tests/redis_faults.rs).
+    let yaml = format!(
+        "{SCANNERS}\ncache: {{backend: auto}}\nredis: {{url: '{}', health_check_interval: 0.1}}\n",
+        redis.url()
+    );
+    let proxy = start_proxy(common::config(&fake.url, &yaml)).await;
     let resp = client()
         .get(format!("{}/ready", proxy.url))
         .send()

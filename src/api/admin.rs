@@ -67,9 +67,11 @@ pub async fn cache_health(State(state): State<AppState>) -> Json<Value> {
         Some(l2) if l2.is_available() => l2.ping().await,
         _ => None,
     };
+    // Healthy only on this probe's answer: a Redis just gone (the breaker
+    // not open yet) or just back (not yet re-probed) is not reported as up.
     let status = if !cache.enabled() {
         "disabled"
-    } else if fallback_active(cache) {
+    } else if cache.l2.is_some() && ping.is_none() {
         "degraded"
     } else {
         "healthy"

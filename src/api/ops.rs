@@ -25,8 +25,9 @@ pub async fn health() -> Json<Value> {
 }
 
 /// Readiness: probes Ollama and Redis at once. 503 when Ollama cannot be
-/// reached; 200 otherwise, `degraded` when Redis is configured but away
-/// (verdicts are then cached in this instance's memory only).
+/// reached, or Redis when `cache.backend: redis` requires it; 200
+/// otherwise, `degraded` when an optional Redis (`auto`) is away (verdicts
+/// are then cached in this instance's memory only).
 pub async fn ready(State(state): State<AppState>) -> Response {
     let redis = async {
         match &state.guard.cache.l2 {
@@ -42,8 +43,11 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         }
     };
     let (ollama_up, redis_up) = tokio::join!(state.upstream.probe(READY_PROBE_TIMEOUT), redis);
+    // `cache.backend: redis` makes Redis required; `auto`, optional.
+    let required = state.config.cache.backend == crate::config::CacheBackend::Redis;
     let (code, status) = match (ollama_up, redis_up) {
         (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        (true, Some(false)) if required => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         (true, Some(false)) => (StatusCode::OK, "degraded"),
         _ => (StatusCode::OK, "ready"),
     };

@@ -27,7 +27,14 @@ pub fn spawn(tier: Arc<RedisTier>, l1: Arc<MemoryCache>, interval: Duration) -> 
                 }
             }
             if tier.is_available() && listener.as_ref().is_none_or(|h| h.is_finished()) {
-                listener = Some(tokio::spawn(listen_for_clears(tier.clone(), l1.clone())));
+                // A listener that ended may have missed clears sent in the
+                // meantime: the new one drops this instance's L1 first.
+                let missed = listener.is_some();
+                listener = Some(tokio::spawn(listen_for_clears(
+                    tier.clone(),
+                    l1.clone(),
+                    missed,
+                )));
             }
             tokio::time::sleep(interval).await;
         }
@@ -36,7 +43,9 @@ pub fn spawn(tier: Arc<RedisTier>, l1: Arc<MemoryCache>, interval: Duration) -> 
 
 /// Clears L1 on every message on the clear channel; ends when the
 /// connection does (the supervisor starts a new one once Redis is back).
-async fn listen_for_clears(tier: Arc<RedisTier>, l1: Arc<MemoryCache>) {
+/// With `missed`, clears may have been sent while no one listened: L1 is
+/// dropped once subscribed, so no cleared verdict survives an outage.
+async fn listen_for_clears(tier: Arc<RedisTier>, l1: Arc<MemoryCache>, missed: bool) {
     let subscribe = async {
         let mut pubsub = tier.client().get_async_pubsub().await?;
         pubsub.subscribe(tier.clear_channel()).await?;
@@ -51,6 +60,12 @@ async fn listen_for_clears(tier: Arc<RedisTier>, l1: Arc<MemoryCache>) {
         }
         Err(_) => return tracing::debug!("cache-clear listener timed out subscribing"),
     };
+    if missed {
+        l1.clear();
+        tracing::info!(
+            "in-memory verdicts dropped: cache clears may have been missed while Redis was away"
+        );
+    }
     let mut messages = pubsub.into_on_message();
     while messages.next().await.is_some() {
         l1.clear();

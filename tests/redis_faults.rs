@@ -1,7 +1,9 @@
-//! A Redis that answers slowly but within its timeouts (a delaying relay in
-//! front of a real redis-server) must cost nothing: when a read would take
-//! longer than the scan it saves, the text is scanned instead (and the
-//! verdict still written); when the scan costs more, Redis is read.
+//! Redis faults beyond "down" (that is `redis_fallback.rs`), each against a
+//! real redis-server: a Redis slower than the scan it saves is not waited
+//! on (a delaying relay in front of it), one faster is read; a Redis that
+//! refuses writes is still read; a required Redis (`cache.backend: redis`)
+//! fails `/ready`; `/cache/health` tells what its probe saw; L1 is dropped
+//! after an outage that may have hidden a clear.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -118,4 +120,79 @@ async fn a_redis_that_refuses_writes_still_serves_reads_and_stays_in_use() {
         .unwrap();
     assert_eq!(tier(&b.url, "after the memory came back").await, "miss");
     assert!(eventually(|| async { health(b.url.clone()).await["redis_writes"] == "ok" }).await);
+}
+
+#[tokio::test]
+async fn a_required_redis_fails_readiness_and_an_optional_one_degrades_it() {
+    let fake = FakeOllama::start().await;
+    let gone = RedisServer::not_started();
+    let required = start_proxy(redis_config(&fake.url, &gone.url(), "")).await;
+    let optional = start_proxy(common::config(
+        &fake.url,
+        &format!(
+            "cache: {{backend: auto}}\nredis: {{url: '{}'}}\n",
+            gone.url()
+        ),
+    ))
+    .await;
+    let ready = |url: String| async move {
+        let r = common::client()
+            .get(format!("{url}/ready"))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (
+            status,
+            r.json::<serde_json::Value>().await.unwrap()["status"].clone(),
+        )
+    };
+    assert_eq!(
+        ready(required.url.clone()).await,
+        (503, json!("unavailable"))
+    );
+    assert_eq!(ready(optional.url.clone()).await, (200, json!("degraded")));
+}
+
+#[tokio::test]
+async fn health_reports_what_its_own_probe_saw() {
+    let mut redis = RedisServer::start();
+    let fake = FakeOllama::start().await;
+    let mut cfg = redis_config(&fake.url, &redis.url(), &yaml(1));
+    cfg.redis.health_check_interval = 30.0; // no background probe opens the breaker here
+    let proxy = start_proxy(cfg).await;
+    assert!(common::redis_connected(&proxy.url).await);
+    redis.kill();
+    let h = get_json(&format!("{}/cache/health", proxy.url)).await;
+    assert_eq!(
+        (h["status"].as_str(), h["redis_ping"].as_bool()),
+        (Some("degraded"), Some(false)),
+        "{h}"
+    );
+}
+
+#[tokio::test]
+async fn l1_is_dropped_after_an_outage_that_may_have_hidden_a_clear() {
+    let mut redis = RedisServer::start();
+    let fake = FakeOllama::start().await;
+    let proxy = start_proxy(redis_config(&fake.url, &redis.url(), &yaml(1))).await;
+    assert!(common::redis_connected(&proxy.url).await);
+    assert_eq!(tier(&proxy.url, "kept in memory").await, "miss");
+    assert_eq!(tier(&proxy.url, "kept in memory").await, "hit-l1");
+    let stats = |url: String| async move { get_json(&format!("{url}/cache/stats")).await };
+    redis.kill();
+    let away = eventually(|| async {
+        get_json(&format!("{}/cache/health", proxy.url)).await["redis_connected"] == false
+    });
+    assert!(away.await);
+    assert!(
+        stats(proxy.url.clone()).await["l1_size"].as_u64().unwrap() >= 1,
+        "L1 serves while Redis is away"
+    );
+    redis.restart();
+    assert!(common::redis_connected(&proxy.url).await);
+    assert!(
+        eventually(|| async { stats(proxy.url.clone()).await["l1_size"] == 0 }).await,
+        "clears sent while this instance was cut off could not reach it"
+    );
 }
