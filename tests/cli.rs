@@ -83,34 +83,34 @@ fn bad_config_fails_at_start_with_every_problem_listed() {
 #[tokio::test]
 async fn serves_then_stops_cleanly_on_sigterm() {
     let fake = common::FakeOllama::start().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = tokio::process::Command::from(bin())
-        .env("PROXY_HOST", "127.0.0.1")
+    let port = common::redis_server::free_port();
+    let mut cmd = bin();
+    cmd.env("PROXY_HOST", "127.0.0.1")
         .env("PROXY_PORT", port.to_string())
         .env("OLLAMA_URL", &fake.url)
-        .env("CACHE_BACKEND", "memory")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .env("CACHE_BACKEND", "memory");
+    let out = start_then_sigterm(cmd, port, "/api/version").await;
+    assert!(out.status.success(), "{:?}", out.status);
+}
+
+/// Starts `cmd` (listening on `port`), waits until `path` answers 200,
+/// sends SIGTERM, and returns how it exited and what it printed.
+async fn start_then_sigterm(cmd: Command, port: u16, path: &str) -> std::process::Output {
+    let child = tokio::process::Command::from(cmd)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let url = format!("http://127.0.0.1:{port}");
-    let mut up = false;
-    for _ in 0..100 {
-        if common::client()
-            .get(format!("{url}/api/version"))
+    let url = format!("http://127.0.0.1:{port}{path}");
+    let up = common::eventually(|| async {
+        common::client()
+            .get(&url)
             .send()
             .await
             .is_ok_and(|r| r.status() == 200)
-        {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
     assert!(up, "proxy did not come up");
     let pid = child.id().unwrap().to_string();
     assert!(
@@ -120,11 +120,10 @@ async fn serves_then_stops_cleanly_on_sigterm() {
             .unwrap()
             .success()
     );
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+    tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
         .await
         .expect("exits after SIGTERM")
-        .unwrap();
-    assert!(status.success(), "{status:?}");
+        .unwrap()
 }
 
 #[tokio::test]
@@ -174,34 +173,7 @@ async fn logs_of_a_start(envs: &[(&str, &str)]) -> String {
     for (k, v) in envs {
         cmd.env(k, v);
     }
-    let child = tokio::process::Command::from(cmd)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{port}/health");
-    let up = common::eventually(|| async {
-        common::client()
-            .get(&url)
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-    })
-    .await;
-    assert!(up, "proxy did not come up");
-    let pid = child.id().unwrap().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
-        .await
-        .expect("exits after SIGTERM")
-        .unwrap();
+    let out = start_then_sigterm(cmd, port, "/health").await;
     format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
