@@ -518,3 +518,29 @@ async fn keys_can_come_from_a_file_and_a_bad_file_stops_the_start() {
         .to_string();
     assert!(err.contains("cannot read"), "{err}");
 }
+
+#[tokio::test]
+async fn cors_preflights_pass_without_a_key_but_not_past_the_network_rules() {
+    let fake = FakeOllama::start().await;
+    let proxy = start_proxy(config(&fake.url, &keys(""))).await;
+    let preflight = client()
+        .request(reqwest::Method::OPTIONS, format!("{}/api/tags", proxy.url))
+        .header("origin", "http://localhost:3000")
+        .header("access-control-request-method", "GET")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(preflight.status(), 401, "a preflight carries no key");
+    assert_eq!(
+        fake.calls().last().map(|c| c.method.as_str().to_string()),
+        Some("OPTIONS".into())
+    );
+    let denied = format!("{}  deny_cidrs: ['127.0.0.0/8', '::1/128']\n", keys(""));
+    let proxy = start_proxy(config(&fake.url, &denied)).await;
+    let preflight = client()
+        .request(reqwest::Method::OPTIONS, format!("{}/api/tags", proxy.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 403);
+}

@@ -9,7 +9,8 @@
 //!    management routes need `allow_management`, `/scan` needs
 //!    `allow_scan`. With none, the proxy is open, as Ollama is.
 //!    `admin.protect_ops` puts `/metrics` and `/cache/*` behind the admin
-//!    token.
+//!    token. CORS preflights (`OPTIONS`) carry no credentials by design and
+//!    pass to Ollama, which answers them.
 //! 3. **Limits**: a slot of the key's `max_concurrent` (held until the
 //!    response body ends, a stream included), and its rate limits
 //!    (`limits.rs`). Routes that run a model are rate-limited by their
@@ -205,7 +206,9 @@ pub async fn check(State(state): State<AppState>, mut req: Request, next: Next) 
     if !access.net.admits(access.net.client(peer, req.headers())) {
         return access.denied("network", ProxyError::NetworkDenied, dialect);
     }
-    if need == Need::AdminCall || (need == Need::Ops && !access.protect_ops) {
+    // CORS preflights carry no credentials by design; Ollama answers them.
+    let preflight = req.method() == axum::http::Method::OPTIONS;
+    if preflight || need == Need::AdminCall || (need == Need::Ops && !access.protect_ops) {
         return next.run(req).await;
     }
     let caller = match access.identify(token(req.headers())) {
