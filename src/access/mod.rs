@@ -194,11 +194,12 @@ impl Access {
 pub async fn check(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let access = &state.access;
     let path = req.uri().path();
-    let (need, dialect) = (need(path), Dialect::of_path(path));
-    let guarded = Route::ALL.iter().any(|r| r.path() == path);
+    let need = need(path);
     if need == Need::Nothing {
         return next.run(req).await;
     }
+    let route = Route::at(path);
+    let (dialect, guarded) = (Dialect::of(route, path), route.is_some());
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()

@@ -75,7 +75,12 @@ impl Dialect {
     /// The dialect errors take at `path`: a guarded route's own, else
     /// OpenAI's under `/v1/`, else Ollama's.
     pub fn of_path(path: &str) -> Self {
-        match Route::ALL.iter().find(|r| r.path() == path) {
+        Self::of(Route::at(path), path)
+    }
+
+    /// [`Dialect::of_path`] when the route at `path` is already known.
+    pub fn of(route: Option<Route>, path: &str) -> Self {
+        match route {
             Some(route) => route.dialect(),
             None if path.starts_with("/v1/") => Self::OpenAi,
             None => Self::Ollama,
@@ -84,6 +89,10 @@ impl Dialect {
 }
 
 impl Route {
+    /// The guarded route served at `path`, if any.
+    pub fn at(path: &str) -> Option<Route> {
+        Self::ALL.into_iter().find(|r| r.path() == path)
+    }
     pub const ALL: [Route; 10] = [
         Self::Generate,
         Self::Chat,
