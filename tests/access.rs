@@ -229,7 +229,7 @@ async fn two_instances_share_one_limit_through_redis() {
     );
     let stored: Vec<String> = redis.dump().await.into_iter().map(|(k, _)| k).collect();
     assert!(
-        stored.iter().any(|k| k.ends_with("rate:alice:requests")),
+        stored.iter().any(|k| k.ends_with("rate:{alice}:requests")),
         "{stored:?}"
     );
     assert!(stored.iter().all(|k| !k.contains(ALICE)));

@@ -102,9 +102,11 @@ impl Limiter {
             return Ok(());
         }
         if let Some(redis) = self.redis.as_ref().filter(|r| r.is_available()) {
+            // `{name}` is a cluster hash tag: a key's buckets share a slot,
+            // so one script can take from both.
             let keys: Vec<String> = takes
                 .iter()
-                .map(|t| format!("{}rate:{}:{}", redis.prefix, client.name, t.bucket))
+                .map(|t| format!("{}rate:{{{}}}:{}", redis.prefix, client.name, t.bucket))
                 .collect();
             let args: Vec<u64> = takes.iter().flat_map(|t| [t.step, t.tau, t.cost]).collect();
             if let Some((allowed, wait)) =

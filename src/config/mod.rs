@@ -373,6 +373,43 @@ pub struct RedisConfig {
     pub key_prefix: String,
     /// Seconds between reconnection probes while Redis is away.
     pub health_check_interval: f64,
+    /// Find the master through Redis Sentinel (when `nodes` is set); host,
+    /// port and url are then not used.
+    pub sentinel: SentinelConfig,
+    /// Redis Cluster seed nodes, `host:port`; when set, host, port and url
+    /// are not used (a cluster has database 0 only).
+    pub cluster_nodes: Vec<String>,
+    /// PEM file of the CA that signed the server's certificate (TLS);
+    /// unset trusts the system's roots.
+    pub tls_ca_file: Option<String>,
+    /// PEM client certificate and key, for servers that ask for one.
+    pub tls_cert_file: Option<String>,
+    pub tls_key_file: Option<String>,
+}
+
+/// Redis Sentinel: the sentinels to ask and the master's name.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SentinelConfig {
+    /// The name the sentinels monitor the master under.
+    pub master_name: String,
+    /// Sentinels, `host:port`; empty = no Sentinel.
+    pub nodes: Vec<String>,
+    /// The sentinels' own ACL user and password (`redis.username` and
+    /// `redis.password` are for the master).
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+impl Default for SentinelConfig {
+    fn default() -> Self {
+        Self {
+            master_name: "mymaster".into(),
+            nodes: Vec::new(),
+            username: None,
+            password: None,
+        }
+    }
 }
 
 impl Default for RedisConfig {
@@ -391,6 +428,11 @@ impl Default for RedisConfig {
             socket_timeout: 0.25,
             key_prefix: "ollama-guard:".into(),
             health_check_interval: 5.0,
+            sentinel: SentinelConfig::default(),
+            cluster_nodes: Vec::new(),
+            tls_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 }
@@ -417,7 +459,13 @@ pub fn masked_yaml(config: &Config) -> String {
     let mut tree = serde_json::to_value(config).unwrap_or_default();
     let keys = config.auth.keys.len();
     let key_pointers = (0..keys).map(|i| format!("/auth/keys/{i}/key"));
-    let fixed = ["/redis/password", "/admin/token", "/cache/signing_key"].map(String::from);
+    let fixed = [
+        "/redis/password",
+        "/redis/sentinel/password",
+        "/admin/token",
+        "/cache/signing_key",
+    ]
+    .map(String::from);
     for pointer in fixed.into_iter().chain(key_pointers) {
         if let Some(v) = tree.pointer_mut(&pointer).filter(|v| !v.is_null()) {
             *v = "***".into();

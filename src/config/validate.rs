@@ -112,6 +112,7 @@ impl Config {
             self.cache.backend != CacheBackend::Redis || self.redis.enabled,
             "cache.backend: redis needs redis.enabled: true",
         );
+        p.extend(redis_topology_problems(&self.redis));
         if self.admin.token.as_deref().is_some_and(|t| t.len() < 16) {
             p.push("admin.token: must be at least 16 characters".into());
         }
@@ -154,6 +155,46 @@ impl Config {
 fn valid_http_url(url: &str) -> bool {
     reqwest::Url::parse(url)
         .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+}
+
+/// Sentinel, Cluster and TLS settings that cannot work, each naming its key.
+fn redis_topology_problems(r: &super::RedisConfig) -> Vec<String> {
+    let mut p = Vec::new();
+    let sentinel = !r.sentinel.nodes.is_empty();
+    let cluster = !r.cluster_nodes.is_empty();
+    if sentinel && cluster {
+        p.push("redis.sentinel.nodes and redis.cluster_nodes: choose one (Sentinel or Cluster)".into());
+    }
+    if sentinel && r.sentinel.master_name.trim().is_empty() {
+        p.push("redis.sentinel.master_name: must not be empty".into());
+    }
+    if cluster && r.db != 0 {
+        p.push("redis.db: a Redis Cluster has database 0 only".into());
+    }
+    let nodes = r.sentinel.nodes.iter().map(|n| ("redis.sentinel.nodes", n));
+    for (key, node) in nodes.chain(r.cluster_nodes.iter().map(|n| ("redis.cluster_nodes", n))) {
+        if let Err(e) = crate::cache::redis::topology::host_port(node) {
+            p.push(format!("{key}: {e}"));
+        }
+    }
+    let tls = r.ssl || r.url.as_deref().is_some_and(|u| u.starts_with("rediss://"));
+    let files = [
+        ("redis.tls_ca_file", &r.tls_ca_file),
+        ("redis.tls_cert_file", &r.tls_cert_file),
+        ("redis.tls_key_file", &r.tls_key_file),
+    ];
+    for (key, file) in files {
+        let Some(file) = file else { continue };
+        if !tls {
+            p.push(format!("{key}: TLS is off (set redis.ssl: true, or a rediss:// url)"));
+        } else if let Err(e) = std::fs::metadata(file) {
+            p.push(format!("{key}: cannot read {file}: {e}"));
+        }
+    }
+    if r.tls_cert_file.is_some() != r.tls_key_file.is_some() {
+        p.push("redis.tls_cert_file and redis.tls_key_file: give both or neither".into());
+    }
+    p
 }
 
 #[cfg(test)]

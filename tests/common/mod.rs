@@ -12,6 +12,7 @@ pub mod fake_compat;
 pub mod fake_guard;
 pub mod fake_ollama;
 pub mod redis_server;
+pub mod redis_topologies;
 pub mod slow_relay;
 
 use std::net::SocketAddr;

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 pub struct RedisServer {
     pub port: u16,
     password: Option<String>,
+    /// More `redis-server` arguments (replicaof, cluster mode...).
+    extra: Vec<String>,
     child: Option<Child>,
 }
 
@@ -31,9 +33,20 @@ impl RedisServer {
     }
 
     fn start_with(password: Option<String>) -> Self {
+        Self::start_on(free_port(), password, Vec::new())
+    }
+
+    /// A server on `port` with more arguments; `{port}` in them is
+    /// replaced by the port.
+    pub fn start_on(port: u16, password: Option<String>, extra: Vec<String>) -> Self {
+        let extra = extra
+            .into_iter()
+            .map(|a| a.replace("{port}", &port.to_string()))
+            .collect();
         let mut server = Self {
-            port: free_port(),
+            port,
             password,
+            extra,
             child: None,
         };
         server.spawn();
@@ -45,6 +58,7 @@ impl RedisServer {
         Self {
             port: free_port(),
             password: None,
+            extra: Vec::new(),
             child: None,
         }
     }
@@ -73,8 +87,9 @@ impl RedisServer {
             "no",
         ]);
         if let Some(p) = &self.password {
-            cmd.args(["--requirepass", p]);
+            cmd.args(["--requirepass", p, "--masterauth", p]);
         }
+        cmd.args(&self.extra);
         let child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -130,6 +145,18 @@ impl RedisServer {
 
     pub fn resume(&self) {
         self.signal("-CONT");
+    }
+
+    /// Runs `redis-cli` against this server; its standard output.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let port = self.port.to_string();
+        let mut cmd = Command::new("redis-cli");
+        cmd.args(["-h", "127.0.0.1", "-p", &port]);
+        if let Some(p) = &self.password {
+            cmd.args(["--no-auth-warning", "-a", p]);
+        }
+        let out = cmd.args(args).output().expect("redis-cli runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     pub async fn connection(&self) -> redis::aio::MultiplexedConnection {

@@ -1,4 +1,5 @@
-//! L2: verdicts in Redis, shared by every instance. Every command is bounded
+//! L2: verdicts in Redis, shared by every instance: one server, the master
+//! Sentinel names, or a Cluster (`topology.rs`). Every command is bounded
 //! by `redis.socket_timeout`; after [`FAILURES_TO_OPEN`] failures in a row the
 //! breaker opens and lookups skip Redis with no wait at all until the
 //! supervisor (see `supervisor.rs`) has reconnected.
@@ -7,34 +8,38 @@
 //! (findings, redaction offsets), never the scanned text.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+mod admin;
+pub mod topology;
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use prometheus::IntCounter;
-use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, RedisError};
 
 use super::CacheKey;
 use super::signing::{self, Checked, Signer};
-use crate::config::{RedisConfig, mask_url_password, secs};
+use crate::config::{RedisConfig, secs};
 use crate::scan::Verdict;
 use crate::scan::pipeline::CostMeter;
+use topology::{Conn, Topology};
 
 /// Consecutive command failures that open the breaker.
 pub const FAILURES_TO_OPEN: u32 = 3;
-/// Time allowed to each command of an admin call (SCAN, UNLINK, INFO).
-const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
-/// Keys asked for per SCAN step and removed per UNLINK.
-const CLEAR_BATCH: usize = 1000;
 
 pub struct RedisTier {
-    client: Client,
+    topology: Topology,
     /// Where Redis is, with any password masked, for logs.
     pub display_url: String,
     /// Open connections (requests are multiplexed over them); empty while
     /// Redis is away.
-    conns: RwLock<Vec<MultiplexedConnection>>,
+    conns: RwLock<Vec<Conn>>,
+    /// The client the clear listener subscribes with (the node connected
+    /// to last), and how many times this tier has connected: a listener
+    /// of an older connection is replaced.
+    pubsub: RwLock<Option<(Client, u64)>>,
+    generation: AtomicU64,
     next: AtomicUsize,
     failures: AtomicU32,
     /// Whether Redis has been reachable at least once since start.
@@ -95,11 +100,12 @@ pub fn connection_url(cfg: &RedisConfig) -> Result<reqwest::Url, String> {
 impl RedisTier {
     pub fn new(cfg: &RedisConfig, ttl_secs: u64, errors: IntCounter) -> Result<Self, String> {
         let url = connection_url(cfg)?;
-        let client = Client::open(url.as_str()).map_err(|e| format!("redis: {e}"))?;
         Ok(Self {
-            client,
-            display_url: mask_url_password(url.as_str()),
+            topology: Topology::from_config(cfg, &url)?,
+            display_url: Topology::describe(cfg, &url),
             conns: RwLock::new(Vec::new()),
+            pubsub: RwLock::new(None),
+            generation: AtomicU64::new(0),
             next: AtomicUsize::new(0),
             failures: AtomicU32::new(0),
             ever_connected: AtomicBool::new(false),
@@ -127,8 +133,19 @@ impl RedisTier {
         }
     }
 
-    pub fn client(&self) -> &Client {
-        &self.client
+    /// The client to subscribe with, and the connection it belongs to
+    /// (see [`RedisTier::generation`]).
+    pub fn pubsub(&self) -> Option<(Client, u64)> {
+        self.pubsub
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Counts successful connects: a listener subscribed under an older
+    /// one may be on a node that is no longer the master.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
     }
 
     pub fn key(&self, key: &CacheKey) -> String {
@@ -149,7 +166,7 @@ impl RedisTier {
             .is_empty()
     }
 
-    fn conn(&self) -> Option<MultiplexedConnection> {
+    fn conn(&self) -> Option<Conn> {
         let conns = self.conns.read().unwrap_or_else(|p| p.into_inner());
         if conns.is_empty() {
             return None;
@@ -162,7 +179,7 @@ impl RedisTier {
     /// timeout; `None` when Redis is unavailable or the command failed.
     async fn run<T, F, Fut>(&self, timeout: Duration, what: &str, f: F) -> Option<T>
     where
-        F: FnOnce(MultiplexedConnection) -> Fut,
+        F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
     {
         let conn = self.conn()?;
@@ -171,7 +188,9 @@ impl RedisTier {
                 self.failures.store(0, Ordering::Relaxed);
                 Some(v)
             }
-            Ok(Err(e)) if refuses_writes(&e) => {
+            // Under Sentinel, READONLY means the master moved: the breaker
+            // opens and the supervisor asks the sentinels again.
+            Ok(Err(e)) if refuses_writes(&e) && !self.is_moved_master(&e) => {
                 // Redis is there and answering: not a reason to stop reading.
                 self.errors.inc();
                 if !self.writes_refused.swap(true, Ordering::Relaxed) {
@@ -191,6 +210,10 @@ impl RedisTier {
                 None
             }
         }
+    }
+
+    fn is_moved_master(&self, e: &RedisError) -> bool {
+        e.code() == Some("READONLY") && self.topology.follows_failover()
     }
 
     /// Counts a failure; opens the breaker after enough in a row.
@@ -222,32 +245,31 @@ impl RedisTier {
         }
     }
 
-    /// Opens `max_connections` connections and checks them with PING.
-    pub async fn connect(&self) -> Result<(), String> {
+    /// Opens `max_connections` connections (asking the sentinels where
+    /// the master is, or the cluster for its nodes) and checks them with
+    /// PING. Returns where it connected, for the log.
+    pub async fn connect(&self) -> Result<String, String> {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.connect_timeout))
             .set_response_timeout(Some(self.socket_timeout));
-        let mut fresh = Vec::with_capacity(self.max_connections);
-        for _ in 0..self.max_connections {
-            let attempt = async {
-                let mut c = self
-                    .client
-                    .get_multiplexed_async_connection_with_config(&config)
-                    .await?;
-                redis::cmd("PING").query_async::<()>(&mut c).await?;
-                Ok::<_, RedisError>(c)
-            };
-            match tokio::time::timeout(self.connect_timeout + self.socket_timeout, attempt).await {
-                Ok(Ok(c)) => fresh.push(c),
-                Ok(Err(e)) => return Err(describe(&e)),
-                Err(_) => return Err(format!("no answer within {:?}", self.connect_timeout)),
-            }
-        }
-        *self.conns.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+        // Each connection gets the connect and command timeouts; a
+        // sentinel's or cluster's discovery counts as one more.
+        let n = self.max_connections;
+        let limit = (self.connect_timeout + self.socket_timeout) * (n as u32 + 1);
+        let connected = match tokio::time::timeout(limit, self.topology.connect(&config, n)).await
+        {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return Err(describe(&e)),
+            Err(_) => return Err(format!("no answer within {limit:?}")),
+        };
+        let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        *self.conns.write().unwrap_or_else(|p| p.into_inner()) = connected.conns;
+        *self.pubsub.write().unwrap_or_else(|p| p.into_inner()) =
+            Some((connected.pubsub, generation));
         self.failures.store(0, Ordering::Relaxed);
         self.ever_connected.store(true, Ordering::Relaxed);
         *self.last_logged.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        Ok(())
+        Ok(connected.at)
     }
 
     /// Whether Redis refused the last write (out of memory, read-only).
@@ -364,80 +386,6 @@ impl RedisTier {
         self.latency.observe(started.elapsed());
         Some(started.elapsed())
     }
-
-    /// Removes every key under the prefix (SCAN + UNLINK in batches, never
-    /// KEYS or FLUSHDB), then tells every instance to clear its L1. Returns
-    /// (keys removed, instances that received the message).
-    pub async fn clear(&self) -> Result<(u64, u64), String> {
-        let mut conn = self.conn().ok_or("Redis is not connected")?;
-        let pattern = format!("{}*", glob_escape(&self.prefix));
-        let mut cursor: u64 = 0;
-        let mut removed = 0u64;
-        loop {
-            let mut scan = redis::cmd("SCAN");
-            scan.arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(CLEAR_BATCH);
-            let (next, keys): (u64, Vec<String>) = admin(scan.query_async(&mut conn)).await?;
-            if !keys.is_empty() {
-                removed += admin(
-                    redis::cmd("UNLINK")
-                        .arg(&keys)
-                        .query_async::<u64>(&mut conn),
-                )
-                .await?;
-            }
-            cursor = next;
-            if cursor == 0 {
-                break;
-            }
-        }
-        let told = admin(
-            redis::cmd("PUBLISH")
-                .arg(self.clear_channel())
-                .arg("clear")
-                .query_async::<u64>(&mut conn),
-        )
-        .await?;
-        Ok((removed, told))
-    }
-
-    /// `connected_clients`, `used_memory` and the key count, from INFO and DBSIZE.
-    pub async fn info(&self) -> Option<serde_json::Value> {
-        let (clients, memory, keys): (String, String, u64) = self
-            .run(ADMIN_TIMEOUT, "INFO", |mut c| async move {
-                redis::pipe()
-                    .cmd("INFO")
-                    .arg("clients")
-                    .cmd("INFO")
-                    .arg("memory")
-                    .cmd("DBSIZE")
-                    .query_async(&mut c)
-                    .await
-            })
-            .await?;
-        let field = |text: &str, name: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-                .map(|v| v.trim().to_string())
-        };
-        let number = |v: Option<String>| v.and_then(|s| s.parse::<u64>().ok());
-        Some(serde_json::json!({
-            "connected_clients": number(field(&clients, "connected_clients")),
-            "used_memory": number(field(&memory, "used_memory")),
-            "used_memory_human": field(&memory, "used_memory_human"),
-            "total_keys": keys,
-        }))
-    }
-}
-
-async fn admin<T>(f: impl Future<Output = Result<T, RedisError>>) -> Result<T, String> {
-    match tokio::time::timeout(ADMIN_TIMEOUT, f).await {
-        Ok(r) => r.map_err(|e| describe(&e)),
-        Err(_) => Err(format!("Redis did not answer within {ADMIN_TIMEOUT:?}")),
-    }
 }
 
 /// A connection error in words an operator can act on.
@@ -457,18 +405,6 @@ pub fn describe(e: &RedisError) -> String {
     } else {
         text
     }
-}
-
-/// Escapes Redis glob characters so a prefix matches only itself.
-fn glob_escape(prefix: &str) -> String {
-    let mut out = String::with_capacity(prefix.len());
-    for c in prefix.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }
 
 #[cfg(test)]
@@ -505,10 +441,5 @@ mod tests {
             connection_url(&cfg).expect("url").as_str(),
             "redis://u:inurl@other:1/3"
         );
-    }
-
-    #[test]
-    fn glob_characters_in_the_prefix_are_escaped() {
-        assert_eq!(glob_escape("app:*[x]?\\"), "app:\\*\\[x\\]\\?\\\\");
     }
 }
