@@ -66,7 +66,7 @@ async fn lookups(redis_url: &str, upstream: &str) {
     let metrics = ollama_guard::metrics::Metrics::new().expect("metrics");
     let cache = VerdictCache::from_config(&cfg, &metrics).expect("cache");
     wait_for_l2(&cache).await;
-    let l2 = cache.l2.clone().expect("l2");
+    let l2 = cache.redis().expect("l2");
     let verdict = Verdict {
         allowed: true,
         ..Verdict::default()
@@ -230,7 +230,7 @@ async fn slow_redis(redis: &redis_server::RedisServer, upstream: &str, client: &
     for (name, _, times) in rows {
         stats(name, times);
     }
-    let c = &slow_state.guard.cache.counters;
+    let c = slow_state.guard.cache.counters();
     println!(
         "{:<40} L2 reads skipped by the 150 ms instance: {} of {} lookups",
         "",

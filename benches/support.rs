@@ -174,7 +174,7 @@ pub async fn serve_with_l2(
 #[allow(clippy::panic, reason = "a benchmark that cannot set up stops")]
 pub async fn wait_for_l2(cache: &ollama_guard::cache::VerdictCache) {
     for _ in 0..200 {
-        if cache.l2.as_ref().is_some_and(|l2| l2.is_available()) {
+        if cache.redis().is_some_and(|l2| l2.is_available()) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. Installs what the tests need when it is missing
-# (redis-server, which the cache tests spawn on free ports; shellcheck and
+# (redis-server, which the cache tests spawn on free ports; redis-sentinel,
+# stunnel4 and openssl, for the Sentinel, TLS and Cluster tests; shellcheck and
 # docker-compose, which check the scripts and compose files; promtool, which
 # checks the Prometheus config and tests the alert rules; the Python ollama
 # and openai clients, in target/pyclients; the prompt_injection model files,
@@ -16,6 +17,9 @@ as_root() {
 
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
+command -v redis-sentinel >/dev/null || missing+=(redis-sentinel)
+command -v stunnel4 >/dev/null || command -v stunnel >/dev/null || missing+=(stunnel4)
+command -v openssl >/dev/null || missing+=(openssl)
 command -v shellcheck >/dev/null || missing+=(shellcheck)
 command -v curl >/dev/null || missing+=(curl)
 command -v python3 >/dev/null || missing+=(python3)
@@ -28,7 +32,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-command -v redis-server >/dev/null || { echo "redis-server is still missing" >&2; exit 1; }
+for tool in redis-server redis-sentinel redis-cli openssl; do
+  command -v "$tool" >/dev/null || { echo "$tool is still missing" >&2; exit 1; }
+done
 
 pyclients=target/pyclients
 if ! "$pyclients/bin/python" -c "import ollama, openai" 2>/dev/null; then

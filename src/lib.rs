@@ -96,9 +96,9 @@ impl AppState {
             .map_err(|p| anyhow::anyhow!(p.join("; ")))?;
         let upstream = Upstream::new(&config.ollama, config.server.worker_count())
             .context("building the HTTP client")?;
-        let access = access::Access::new(&config, guard.cache.l2.clone(), metrics.clone())
+        let access = access::Access::new(&config, guard.cache.redis(), metrics.clone())
             .map_err(|p| anyhow::anyhow!(p.join("; ")))?;
-        warn_if_exposed(&config, &access, guard.cache.l2.is_some());
+        warn_if_exposed(&config, &access, guard.cache.is_shared());
         Ok(Self {
             access: Arc::new(access),
             config: Arc::new(config),
@@ -135,6 +135,15 @@ fn warn_if_exposed(config: &Config, access: &access::Access, redis: bool) {
     }
 }
 
+/// Runs its closure when dropped: on every way out of [`run`].
+struct StopOnDrop<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for StopOnDrop<F> {
+    fn drop(&mut self) {
+        (self.0)();
+    }
+}
+
 /// Serves until `shutdown` completes, then lets requests in flight finish for
 /// up to [`SHUTDOWN_GRACE_SECS`] before returning.
 pub async fn run(
@@ -149,6 +158,9 @@ pub async fn run(
     };
     let mut rx_grace = rx.clone();
     let closing = state.closing.clone();
+    // Background work outlives no server: the Redis supervisor stops here.
+    let cache = state.guard.cache.clone();
+    let _stop_cache = StopOnDrop(move || cache.stop());
     let limits = server::Limits {
         header_read_timeout: Duration::from_secs_f64(state.config.server.header_read_timeout_secs),
         max_connections: state.config.server.max_connections,

@@ -59,11 +59,17 @@ async fn shared_and_cleared(a: &Proxy, b: &Proxy, text: &str) {
     }
     assert_eq!(chat(&a.url, text).await, (200, "miss".into()));
     let read = eventually(|| async { chat(&b.url, text).await.1 == "hit-l2" }).await;
-    assert!(read, "the other instance did not read the verdict from Redis");
+    assert!(
+        read,
+        "the other instance did not read the verdict from Redis"
+    );
     assert_eq!(chat(&b.url, text).await.1, "hit-l1");
     let cleared = clear(&a.url).await;
     assert_eq!(cleared["redis"]["cleared"], true, "{cleared}");
-    assert!(cleared["redis"]["keys_deleted"].as_u64().unwrap() >= 1, "{cleared}");
+    assert!(
+        cleared["redis"]["keys_deleted"].as_u64().unwrap() >= 1,
+        "{cleared}"
+    );
     assert_eq!(cleared["redis"]["instances_notified"], 2, "{cleared}");
     let dropped = eventually(|| async { chat(&b.url, text).await.1 == "miss" }).await;
     assert!(dropped, "the clear did not reach the other instance's L1");
@@ -87,10 +93,17 @@ async fn tls_with_a_private_ca_and_a_client_certificate() {
     shared_and_cleared(&a, &b, "over tls").await;
     assert_eq!(chat(&a.url, "stored through tls").await.1, "miss");
     let stored = eventually(|| async {
-        redis.dump().await.iter().any(|(k, _)| k.starts_with("ollama-guard:verdict:"))
+        redis
+            .dump()
+            .await
+            .iter()
+            .any(|(k, _)| k.starts_with("ollama-guard:verdict:"))
     })
     .await;
-    assert!(stored, "the verdict did not reach the redis-server behind TLS");
+    assert!(
+        stored,
+        "the verdict did not reach the redis-server behind TLS"
+    );
 
     // Without the CA the server's certificate is not trusted, and without a
     // client certificate stunnel refuses: either way L2 stays off and
@@ -118,7 +131,8 @@ async fn a_three_node_cluster_shares_verdicts_rate_limits_and_clears() {
     let a = start_proxy(with_redis(&fake.url, &yaml)).await;
     let b = start_proxy(with_redis(&fake.url, &yaml)).await;
     let keyed = |url: &str, text: &str| {
-        let body = json!({"model": "m", "stream": false, "messages": [{"role": "user", "content": text}]});
+        let body =
+            json!({"model": "m", "stream": false, "messages": [{"role": "user", "content": text}]});
         common::client()
             .post(format!("{url}/api/chat"))
             .bearer_auth("sk-alice-0123456789")
@@ -140,16 +154,33 @@ async fn a_three_node_cluster_shares_verdicts_rate_limits_and_clears() {
     let holders = cluster
         .nodes
         .iter()
-        .filter(|n| !n.cli(&["--scan", "--pattern", "ollama-guard:*"]).trim().is_empty())
+        .filter(|n| {
+            !n.cli(&["--scan", "--pattern", "ollama-guard:*"])
+                .trim()
+                .is_empty()
+        })
         .count();
-    assert!(holders >= 2, "every key on one node: {:?}", cluster.keys("*"));
+    assert!(
+        holders >= 2,
+        "every key on one node: {:?}",
+        cluster.keys("*")
+    );
 
     let (a2, b2) = (
-        start_proxy(with_redis(&fake.url, &format!("  cluster_nodes: [{nodes}]\n"))).await,
-        start_proxy(with_redis(&fake.url, &format!("  cluster_nodes: [{nodes}]\n"))).await,
+        start_proxy(with_redis(
+            &fake.url,
+            &format!("  cluster_nodes: [{nodes}]\n"),
+        ))
+        .await,
+        start_proxy(with_redis(
+            &fake.url,
+            &format!("  cluster_nodes: [{nodes}]\n"),
+        ))
+        .await,
     );
     drop((a, b));
     shared_and_cleared(&a2, &b2, "on the cluster").await;
+    clear(&a2.url).await;
     assert!(
         cluster.keys("ollama-guard:verdict:*").is_empty(),
         "a clear leaves no verdict on any node"
@@ -161,7 +192,12 @@ async fn a_three_node_cluster_shares_verdicts_rate_limits_and_clears() {
 #[tokio::test]
 async fn sentinel_failover_under_load_loses_no_request_and_l2_comes_back() {
     let (mut master, replica) = master_and_replica(Some("master-pw"));
-    let sentinel = Sentinel::start(master.port, "mymaster", Some("master-pw"), Some("sentinel-pw"));
+    let sentinel = Sentinel::start(
+        master.port,
+        "mymaster",
+        Some("master-pw"),
+        Some("sentinel-pw"),
+    );
     let fake = FakeOllama::start().await;
     // A sentinel that is down is skipped for the next one.
     let dead = common::redis_server::free_port();
@@ -198,7 +234,8 @@ async fn sentinel_failover_under_load_loses_no_request_and_l2_comes_back() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     master.kill();
     let killed = Instant::now();
-    let promoted = eventually(|| async { sentinel.master_port("mymaster") == Some(replica.port) }).await;
+    let promoted =
+        eventually(|| async { sentinel.master_port("mymaster") == Some(replica.port) }).await;
     assert!(promoted, "the sentinel did not promote the replica");
     // Back on L2: a verdict written by one instance after the failover is
     // read by the other.
@@ -221,10 +258,17 @@ async fn sentinel_failover_under_load_loses_no_request_and_l2_comes_back() {
         failed.load(Ordering::Relaxed),
         recovered.as_secs_f64()
     );
-    assert_eq!(failed.load(Ordering::Relaxed), 0, "requests failed during the failover");
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "requests failed during the failover"
+    );
     assert!(sent.load(Ordering::Relaxed) > 20, "the load did not run");
     let keys = replica.dump().await;
-    assert!(keys.iter().any(|(k, _)| k.starts_with("ollama-guard:verdict:")));
+    assert!(
+        keys.iter()
+            .any(|(k, _)| k.starts_with("ollama-guard:verdict:"))
+    );
     // Clears reach the other instance through the new master too.
     shared_and_cleared(&a, &b, "after the failover").await;
 }

@@ -29,19 +29,7 @@ pub async fn health() -> Json<Value> {
 /// otherwise, `degraded` when an optional Redis (`auto`) is away (verdicts
 /// are then cached in this instance's memory only).
 pub async fn ready(State(state): State<AppState>) -> Response {
-    let redis = async {
-        match &state.guard.cache.l2 {
-            Some(l2) if l2.is_available() => Some(
-                tokio::time::timeout(READY_PROBE_TIMEOUT, l2.ping())
-                    .await
-                    .ok()
-                    .flatten()
-                    .is_some(),
-            ),
-            Some(_) => Some(false),
-            None => None,
-        }
-    };
+    let redis = state.guard.cache.probe_shared(READY_PROBE_TIMEOUT);
     let (ollama_up, redis_up) = tokio::join!(state.upstream.probe(READY_PROBE_TIMEOUT), redis);
     // `cache.backend: redis` makes Redis required; `auto`, optional.
     let required = state.config.cache.backend == crate::config::CacheBackend::Redis;
@@ -63,12 +51,7 @@ pub async fn ready(State(state): State<AppState>) -> Response {
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let fallback = state
-        .guard
-        .cache
-        .l2
-        .as_ref()
-        .is_some_and(|l2| !l2.is_available());
+    let fallback = state.guard.cache.fallback_active();
     state.metrics.cache_fallback.set(i64::from(fallback));
     let text = state.metrics.encode();
     (

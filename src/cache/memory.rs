@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use lru::LruCache;
 
 use super::CacheKey;
+use super::store::{Found, StoreFuture, StoreReport, VerdictStore};
 use crate::scan::Verdict;
 
 pub struct MemoryCache {
@@ -57,6 +58,37 @@ impl MemoryCache {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clear();
+    }
+}
+
+impl VerdictStore for MemoryCache {
+    fn get<'a>(&'a self, key: &'a CacheKey) -> Found<'a> {
+        Found::Now(MemoryCache::get(self, key).map(|v| (v, None)))
+    }
+
+    fn put(&self, key: CacheKey, verdict: Arc<Verdict>, ttl: Option<Duration>) {
+        MemoryCache::put(self, key, verdict, ttl);
+    }
+
+    fn clear(&self) -> StoreFuture<'_, Result<(u64, u64), String>> {
+        let held = self.len() as u64;
+        MemoryCache::clear(self);
+        Box::pin(async move { Ok((held, 0)) })
+    }
+
+    fn probe(&self) -> StoreFuture<'_, Option<Duration>> {
+        Box::pin(async { Some(Duration::ZERO) })
+    }
+
+    fn report(&self, _detail: bool) -> StoreFuture<'_, StoreReport> {
+        let entries = Some(self.len() as u64);
+        Box::pin(async move {
+            StoreReport {
+                available: true,
+                entries,
+                ..StoreReport::default()
+            }
+        })
     }
 }
 

@@ -71,9 +71,19 @@ fn parse(raw: &str, default: &Value) -> Result<Value, String> {
         Value::Number(_) => serde_json::from_str::<serde_json::Number>(raw.trim())
             .map(Value::Number)
             .map_err(|_| format!("expected a number, got {raw:?}")),
-        Value::Array(_) => {
-            serde_saphyr::from_str::<Value>(raw).map_err(|e| format!("expected a YAML list: {e}"))
-        }
+        // A YAML list, or plain comma-separated words (`a:26379,b:26379`).
+        Value::Array(_) => match serde_saphyr::from_str::<Value>(raw) {
+            Ok(Value::String(words)) => Ok(Value::Array(
+                words
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|w| !w.is_empty())
+                    .map(|w| Value::String(w.to_string()))
+                    .collect(),
+            )),
+            Ok(v) => Ok(v),
+            Err(e) => Err(format!("expected a YAML list: {e}")),
+        },
         _ => Ok(Value::String(raw.to_string())),
     }
 }
@@ -157,6 +167,8 @@ mod tests {
             ("REDIS_PASSWORD", "12345"),
             ("SCANNERS_OUTPUT", "[{type: invisible_text}]"),
             ("CACHE_TTL", ""),
+            ("REDIS_SENTINEL_NODES", "s1:26379, s2:26379"),
+            ("REDIS_CLUSTER_NODES", "[n1:7000, n2:7001]"),
         ]);
         let mut tree = Map::new();
         let problems = apply(&mut tree, |k| env.get(k).map(|v| v.to_string()));
@@ -169,6 +181,13 @@ mod tests {
             Value::from("invisible_text")
         );
         assert!(tree.get("cache").is_none(), "empty variables are ignored");
+        let nodes = |v: &Value| v.as_array().map(|a| a.len());
+        assert_eq!(
+            tree["redis"]["sentinel"]["nodes"][1],
+            Value::from("s2:26379")
+        );
+        assert_eq!(nodes(&tree["redis"]["sentinel"]["nodes"]), Some(2));
+        assert_eq!(tree["redis"]["cluster_nodes"][0], Value::from("n1:7000"));
     }
 
     #[test]

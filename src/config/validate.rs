@@ -163,7 +163,9 @@ fn redis_topology_problems(r: &super::RedisConfig) -> Vec<String> {
     let sentinel = !r.sentinel.nodes.is_empty();
     let cluster = !r.cluster_nodes.is_empty();
     if sentinel && cluster {
-        p.push("redis.sentinel.nodes and redis.cluster_nodes: choose one (Sentinel or Cluster)".into());
+        p.push(
+            "redis.sentinel.nodes and redis.cluster_nodes: choose one (Sentinel or Cluster)".into(),
+        );
     }
     if sentinel && r.sentinel.master_name.trim().is_empty() {
         p.push("redis.sentinel.master_name: must not be empty".into());
@@ -186,7 +188,9 @@ fn redis_topology_problems(r: &super::RedisConfig) -> Vec<String> {
     for (key, file) in files {
         let Some(file) = file else { continue };
         if !tls {
-            p.push(format!("{key}: TLS is off (set redis.ssl: true, or a rediss:// url)"));
+            p.push(format!(
+                "{key}: TLS is off (set redis.ssl: true, or a rediss:// url)"
+            ));
         } else if let Err(e) = std::fs::metadata(file) {
             p.push(format!("{key}: cannot read {file}: {e}"));
         }
@@ -220,6 +224,37 @@ mod tests {
             problems
                 .iter()
                 .any(|p| p.starts_with("redis.socket_timeout"))
+        );
+    }
+
+    #[test]
+    fn redis_topologies_that_cannot_work_are_named() {
+        let mut c = Config::default();
+        c.redis.sentinel.nodes = vec!["s1:26379".into(), "s2".into()];
+        c.redis.cluster_nodes = vec!["n1:7000".into()];
+        c.redis.db = 2;
+        c.redis.tls_ca_file = Some("/nonexistent.pem".into());
+        c.redis.tls_cert_file = Some("/also-missing.pem".into());
+        let problems = c.validate();
+        for key in [
+            "redis.sentinel.nodes and redis.cluster_nodes: choose one",
+            "redis.db: a Redis Cluster",
+            "redis.sentinel.nodes: \"s2\"",
+            "redis.tls_ca_file: TLS is off",
+            "redis.tls_cert_file and redis.tls_key_file",
+        ] {
+            assert!(
+                problems.iter().any(|p| p.starts_with(key)),
+                "{key}: {problems:?}"
+            );
+        }
+        c.redis.ssl = true;
+        let problems = c.validate();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("redis.tls_ca_file: cannot read /nonexistent.pem")),
+            "{problems:?}"
         );
     }
 }

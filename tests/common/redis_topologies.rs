@@ -126,7 +126,12 @@ impl Sentinel {
             .args(["SENTINEL", "get-master-addr-by-name", master_name])
             .output()
             .ok()?;
-        String::from_utf8_lossy(&out.stdout).lines().nth(1)?.trim().parse().ok()
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .nth(1)?
+            .trim()
+            .parse()
+            .ok()
     }
 }
 
@@ -141,7 +146,9 @@ pub fn master_and_replica(password: Option<&str>) -> (RedisServer, RedisServer) 
     ];
     let replica = RedisServer::start_on(free_port(), password, replicaof);
     wait_for("the replica's sync", Duration::from_secs(10), || {
-        replica.cli(&["INFO", "replication"]).contains("master_link_status:up")
+        replica
+            .cli(&["INFO", "replication"])
+            .contains("master_link_status:up")
     });
     (master, replica)
 }
@@ -180,7 +187,10 @@ impl Cluster {
                 RedisServer::start_on(cluster_port(), None, args)
             })
             .collect();
-        let addrs: Vec<String> = nodes.iter().map(|s| format!("127.0.0.1:{}", s.port)).collect();
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|s| format!("127.0.0.1:{}", s.port))
+            .collect();
         let out = Command::new("redis-cli")
             .args(["--cluster", "create"])
             .args(&addrs)
@@ -195,7 +205,8 @@ impl Cluster {
         wait_for("the cluster", Duration::from_secs(20), || {
             nodes.iter().all(|s| {
                 let info = s.cli(&["CLUSTER", "INFO"]);
-                info.contains("cluster_state:ok") && info.contains(&format!("cluster_known_nodes:{n}"))
+                info.contains("cluster_state:ok")
+                    && info.contains(&format!("cluster_known_nodes:{n}"))
             })
         });
         Self { nodes, _dir: dir }
@@ -203,7 +214,10 @@ impl Cluster {
 
     /// `host:port` of every node, as `redis.cluster_nodes` takes them.
     pub fn addrs(&self) -> Vec<String> {
-        self.nodes.iter().map(|s| format!("127.0.0.1:{}", s.port)).collect()
+        self.nodes
+            .iter()
+            .map(|s| format!("127.0.0.1:{}", s.port))
+            .collect()
     }
 
     /// Keys on every node matching `pattern`.
@@ -242,15 +256,65 @@ impl Pki {
                 String::from_utf8_lossy(&out.stderr)
             );
         };
-        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-        run(&[&["req", "-x509"][..], &ec, &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=ollama-guard test CA"]].concat());
-        std::fs::write(dir.file("server.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").expect("ext");
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        run(&[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=ollama-guard test CA",
+            ],
+        ]
+        .concat());
+        std::fs::write(
+            dir.file("server.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+        )
+        .expect("ext");
         std::fs::write(dir.file("client.ext"), "extendedKeyUsage=clientAuth\n").expect("ext");
         for (name, cn) in [("server", "127.0.0.1"), ("client", "ollama-guard")] {
             let subj = format!("/CN={cn}");
-            let (key, csr, pem, ext) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"), format!("{name}.ext"));
-            run(&[&["req"][..], &ec, &["-keyout", &key, "-out", &csr, "-subj", &subj]].concat());
-            run(&["x509", "-req", "-in", &csr, "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", &pem, "-days", "2", "-extfile", &ext]);
+            let (key, csr, pem, ext) = (
+                format!("{name}.key"),
+                format!("{name}.csr"),
+                format!("{name}.pem"),
+                format!("{name}.ext"),
+            );
+            run(&[
+                &["req"][..],
+                &ec,
+                &["-keyout", &key, "-out", &csr, "-subj", &subj],
+            ]
+            .concat());
+            run(&[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &pem,
+                "-days",
+                "2",
+                "-extfile",
+                &ext,
+            ]);
         }
         Self { dir }
     }
@@ -303,5 +367,9 @@ impl TlsFront {
 }
 
 fn stunnel() -> &'static str {
-    if Path::new("/usr/bin/stunnel4").exists() { "stunnel4" } else { "stunnel" }
+    if Path::new("/usr/bin/stunnel4").exists() {
+        "stunnel4"
+    } else {
+        "stunnel"
+    }
 }

@@ -72,7 +72,9 @@ impl RedisTier {
             .await?;
         let texts = node_texts(info);
         let sum = |name: &str| {
-            let values = texts.iter().filter_map(|t| field(t, name)?.parse::<u64>().ok());
+            let values = texts
+                .iter()
+                .filter_map(|t| field(t, name)?.parse::<u64>().ok());
             values.reduce(|a, b| a + b)
         };
         let human = match texts.as_slice() {
@@ -98,10 +100,7 @@ async fn primaries(conn: &mut Conn) -> Result<Vec<Node>, RedisError> {
     let Conn::Cluster(_) = conn else {
         return Ok(vec![None]);
     };
-    let text: String = redis::cmd("CLUSTER")
-        .arg("NODES")
-        .query_async(conn)
-        .await?;
+    let text: String = redis::cmd("CLUSTER").arg("NODES").query_async(conn).await?;
     Ok(text
         .lines()
         .filter_map(|line| {
@@ -143,7 +142,9 @@ fn node_texts(info: redis::Value) -> Vec<String> {
     use redis::Value;
     match info {
         Value::Map(pairs) => pairs.into_iter().flat_map(|(_, v)| node_texts(v)).collect(),
-        other => redis::from_redis_value::<String>(other).into_iter().collect(),
+        other => redis::from_redis_value::<String>(other)
+            .into_iter()
+            .collect(),
     }
 }
 

@@ -9,6 +9,7 @@
 
 use std::future::Future;
 mod admin;
+pub mod store;
 pub mod topology;
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -95,6 +96,18 @@ pub fn connection_url(cfg: &RedisConfig) -> Result<reqwest::Url, String> {
             .map_err(|()| "redis.password cannot be used in a URL".to_string())?;
     }
     Ok(url)
+}
+
+/// `tier`, signing what it writes when `cache.signing_key` is set.
+pub fn signing_for(
+    tier: RedisTier,
+    config: &crate::config::Config,
+    metrics: &crate::metrics::Metrics,
+) -> RedisTier {
+    match &config.cache.signing_key {
+        Some(key) => tier.signed(Signer::new(key), metrics.verdicts_rejected.clone()),
+        None => tier,
+    }
 }
 
 impl RedisTier {
@@ -256,8 +269,7 @@ impl RedisTier {
         // sentinel's or cluster's discovery counts as one more.
         let n = self.max_connections;
         let limit = (self.connect_timeout + self.socket_timeout) * (n as u32 + 1);
-        let connected = match tokio::time::timeout(limit, self.topology.connect(&config, n)).await
-        {
+        let connected = match tokio::time::timeout(limit, self.topology.connect(&config, n)).await {
             Ok(Ok(c)) => c,
             Ok(Err(e)) => return Err(describe(&e)),
             Err(_) => return Err(format!("no answer within {limit:?}")),

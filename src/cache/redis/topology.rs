@@ -113,10 +113,12 @@ fn certificates(cfg: &RedisConfig) -> Result<Option<TlsCertificates>, String> {
         (None, None) => None,
         _ => return Err("redis.tls_cert_file and redis.tls_key_file: give both or neither".into()),
     };
-    Ok((root_cert.is_some() || client_tls.is_some()).then_some(TlsCertificates {
-        client_tls,
-        root_cert,
-    }))
+    Ok(
+        (root_cert.is_some() || client_tls.is_some()).then_some(TlsCertificates {
+            client_tls,
+            root_cert,
+        }),
+    )
 }
 
 fn redis_err(what: &str, e: RedisError) -> String {
@@ -139,7 +141,9 @@ impl Topology {
             Some(certs) => Client::build_with_tls(url.as_str(), certs),
             None => Client::open(url.as_str()),
         };
-        client.map(Topology::Single).map_err(|e| redis_err("redis", e))
+        client
+            .map(Topology::Single)
+            .map_err(|e| redis_err("redis", e))
     }
 
     /// Where the config says Redis is, for logs (no secrets).
@@ -264,7 +268,11 @@ fn cluster(
         .iter()
         .map(|n| {
             let (host, port) = host_port(n).map_err(|e| format!("redis.cluster_nodes: {e}"))?;
-            let host = if host.contains(':') { format!("[{host}]") } else { host };
+            let host = if host.contains(':') {
+                format!("[{host}]")
+            } else {
+                host
+            };
             let mut url = reqwest::Url::parse(&format!("{scheme}://{host}:{port}"))
                 .map_err(|e| format!("redis.cluster_nodes: {n:?}: {e}"))?;
             if let Some(u) = &cfg.username {
@@ -351,6 +359,9 @@ mod tests {
         let Err(e) = Topology::from_config(&cfg, &url) else {
             panic!("a missing CA file was accepted");
         };
-        assert!(e.contains("redis.tls_ca_file") && e.contains("/nonexistent/ca.pem"), "{e}");
+        assert!(
+            e.contains("redis.tls_ca_file") && e.contains("/nonexistent/ca.pem"),
+            "{e}"
+        );
     }
 }
