@@ -28,7 +28,6 @@ mod redis_server;
 #[path = "../tests/common/redis_topologies.rs"]
 #[allow(dead_code)]
 mod redis_topologies;
-#[allow(dead_code)]
 mod support;
 
 use std::sync::Arc;
