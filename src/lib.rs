@@ -24,7 +24,9 @@
 //!   time budget.
 //! - [`server`]: the accept loop (header read timeout, connection cap, graceful
 //!   shutdown); `api::ops::admit` sheds load past `server.max_in_flight`.
-//! - [`cache`]: keys, the in-process LRU, single-flight, counters.
+//! - [`cache`]: keys, the `VerdictStore` interface and its stores (in-process
+//!   LRU, Redis on one server, Sentinel or Cluster, none), the tiering with
+//!   single-flight, and the reports behind `/cache/*`.
 //! - [`upstream`]: the one HTTP client to Ollama.
 //! - [`error`]: the request-path error type and its native error shapes.
 //!
