@@ -34,20 +34,11 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use ollama_guard::cache::{CacheKey, KeyParts, VerdictCache};
-use ollama_guard::scan::{Direction, Verdict};
+use ollama_guard::cache::VerdictCache;
+use ollama_guard::scan::Verdict;
 use serde_json::json;
-use support::{Sample, percentile, us};
+use support::{Sample, bench_key as key, percentile, us};
 use support::{redis_config as config, serve_with_l2 as start, wait_for_l2};
-
-fn key(i: usize) -> CacheKey {
-    CacheKey::new(KeyParts {
-        policy: "bench",
-        direction: Direction::Input,
-        prompt: None,
-        text: &format!("text {i}"),
-    })
-}
 
 fn stats(name: &str, mut v: Vec<Duration>) {
     v.sort();

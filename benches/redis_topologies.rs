@@ -30,26 +30,15 @@ mod redis_server;
 mod redis_topologies;
 mod support;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use ollama_guard::cache::{CacheKey, KeyParts, VerdictCache};
+use ollama_guard::cache::VerdictCache;
 use ollama_guard::config::Config;
-use ollama_guard::scan::{Direction, Verdict};
+use ollama_guard::scan::Verdict;
 use redis_server::RedisServer;
-use redis_topologies::{Cluster, Pki, Sentinel, TlsFront, master_and_replica};
+use redis_topologies::{Cluster, Load, Pki, Sentinel, TlsFront, master_and_replica};
 use serde_json::json;
-use support::{percentile, us};
-
-fn key(i: usize) -> CacheKey {
-    CacheKey::new(KeyParts {
-        policy: "bench",
-        direction: Direction::Input,
-        prompt: None,
-        text: &format!("text {i}"),
-    })
-}
+use support::{bench_key as key, percentile, us};
 
 fn config(upstream: &str, redis_yaml: &str) -> Config {
     let yaml = format!(
@@ -160,28 +149,7 @@ async fn failover(upstream: &str, client: &reqwest::Client) {
     let yaml = format!("  sentinel: {{nodes: [\"127.0.0.1:{}\"]}}\n", sentinel.port);
     let (a, _sa) = support::serve_with_l2(config(upstream, &yaml)).await;
     let (b, _sb) = support::serve_with_l2(config(upstream, &yaml)).await;
-    let (sent, failed, stop) = (
-        Arc::new(AtomicUsize::new(0)),
-        Arc::new(AtomicUsize::new(0)),
-        Arc::new(AtomicBool::new(false)),
-    );
-    let mut load = Vec::new();
-    for w in 0..8 {
-        let url = if w % 2 == 0 { a.clone() } else { b.clone() };
-        let (client, sent, failed, stop) =
-            (client.clone(), sent.clone(), failed.clone(), stop.clone());
-        load.push(tokio::spawn(async move {
-            let mut i = 0;
-            while !stop.load(Ordering::Relaxed) {
-                let (status, _) = chat(&client, &url, &format!("load {w} {}", i % 50)).await;
-                sent.fetch_add(1, Ordering::Relaxed);
-                if status != 200 {
-                    failed.fetch_add(1, Ordering::Relaxed);
-                }
-                i += 1;
-            }
-        }));
-    }
+    let load = Load::start(&[&a, &b], 8);
     tokio::time::sleep(Duration::from_secs(1)).await;
     master.kill();
     let killed = Instant::now();
@@ -204,15 +172,10 @@ async fn failover(upstream: &str, client: &reqwest::Client) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     tokio::time::sleep(Duration::from_secs(1)).await;
-    stop.store(true, Ordering::Relaxed);
-    for t in load {
-        t.await.expect("load");
-    }
+    let (sent, failed) = load.finish().await;
     println!("\n2. Sentinel failover under load (8 clients on 2 instances, master killed)");
     println!(
-        "requests {}   failed {}   replica promoted after {:.2} s   L2 back after {:.2} s",
-        sent.load(Ordering::Relaxed),
-        failed.load(Ordering::Relaxed),
+        "requests {sent}   failed {failed}   replica promoted after {:.2} s   L2 back after {:.2} s",
         promoted.map_or(f64::NAN, |d| d.as_secs_f64()),
         back.as_secs_f64()
     );

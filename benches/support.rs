@@ -181,3 +181,13 @@ pub async fn wait_for_l2(cache: &ollama_guard::cache::VerdictCache) {
     }
     panic!("Redis did not connect");
 }
+
+/// The cache key of the `i`th text of a lookup benchmark.
+pub fn bench_key(i: usize) -> ollama_guard::cache::CacheKey {
+    ollama_guard::cache::CacheKey::new(ollama_guard::cache::KeyParts {
+        policy: "bench",
+        direction: ollama_guard::scan::Direction::Input,
+        prompt: None,
+        text: &format!("text {i}"),
+    })
+}

@@ -7,11 +7,10 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::redis_topologies::{Cluster, Pki, Sentinel, TlsFront, master_and_replica};
+use common::redis_topologies::{Cluster, Load, Pki, Sentinel, TlsFront, master_and_replica};
 use common::{FakeOllama, Proxy, RedisServer, config, eventually, get_json, start_proxy};
 use serde_json::json;
 
@@ -210,27 +209,7 @@ async fn sentinel_failover_under_load_loses_no_request_and_l2_comes_back() {
     shared_and_cleared(&a, &b, "via sentinel").await;
 
     // Load on both instances, through the failover.
-    let (sent, failed, stop) = (
-        Arc::new(AtomicUsize::new(0)),
-        Arc::new(AtomicUsize::new(0)),
-        Arc::new(AtomicBool::new(false)),
-    );
-    let mut load = Vec::new();
-    for (w, url) in [&a.url, &b.url, &a.url, &b.url].into_iter().enumerate() {
-        let (url, sent, failed, stop) = (url.clone(), sent.clone(), failed.clone(), stop.clone());
-        load.push(tokio::spawn(async move {
-            let mut i = 0;
-            while !stop.load(Ordering::Relaxed) {
-                // New prompts and repeats, so L2 is read and written.
-                let (status, _) = chat(&url, &format!("load {w} {}", i % 40)).await;
-                sent.fetch_add(1, Ordering::Relaxed);
-                if status != 200 {
-                    failed.fetch_add(1, Ordering::Relaxed);
-                }
-                i += 1;
-            }
-        }));
-    }
+    let load = Load::start(&[&a.url, &b.url], 4);
     tokio::time::sleep(Duration::from_millis(500)).await;
     master.kill();
     let killed = Instant::now();
@@ -247,23 +226,14 @@ async fn sentinel_failover_under_load_loses_no_request_and_l2_comes_back() {
     })
     .await;
     let recovered = killed.elapsed();
-    stop.store(true, Ordering::Relaxed);
-    for t in load {
-        t.await.unwrap();
-    }
+    let (sent, failed) = load.finish().await;
     assert!(back, "L2 did not come back after the failover");
     eprintln!(
-        "failover: {} requests, {} failed, L2 back {:.1} s after the master was killed",
-        sent.load(Ordering::Relaxed),
-        failed.load(Ordering::Relaxed),
+        "failover: {sent} requests, {failed} failed, L2 back {:.1} s after the master was killed",
         recovered.as_secs_f64()
     );
-    assert_eq!(
-        failed.load(Ordering::Relaxed),
-        0,
-        "requests failed during the failover"
-    );
-    assert!(sent.load(Ordering::Relaxed) > 20, "the load did not run");
+    assert_eq!(failed, 0, "requests failed during the failover");
+    assert!(sent > 20, "the load did not run");
     let keys = replica.dump().await;
     assert!(
         keys.iter()

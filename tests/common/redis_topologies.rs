@@ -7,6 +7,8 @@
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use super::redis_server::{RedisServer, free_port};
@@ -38,6 +40,20 @@ impl Drop for TempDir {
 
 /// A process killed on drop.
 struct Process(Child);
+
+impl Process {
+    /// Writes `conf` to `file` and runs `program` on it, quietly.
+    fn with_config(program: &str, file: &Path, conf: String) -> Self {
+        std::fs::write(file, conf).expect("config file");
+        let child = Command::new(program)
+            .arg(file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{program} runs (scripts/test.sh installs it): {e}"));
+        Self(child)
+    }
+}
 
 impl Drop for Process {
     fn drop(&mut self) {
@@ -94,18 +110,11 @@ impl Sentinel {
         if let Some(p) = password {
             conf.push_str(&format!("requirepass {p}\n"));
         }
-        let file = dir.file("sentinel.conf");
-        std::fs::write(&file, conf).expect("sentinel.conf");
-        let child = Command::new("redis-sentinel")
-            .arg(&file)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-sentinel runs (scripts/test.sh installs it)");
+        let process = Process::with_config("redis-sentinel", &dir.file("sentinel.conf"), conf);
         let sentinel = Self {
             port,
             password: password.map(str::to_string),
-            _process: Process(child),
+            _process: process,
             _dir: dir,
         };
         wait_for("redis-sentinel", Duration::from_secs(10), || {
@@ -350,16 +359,9 @@ impl TlsFront {
             ca = pki.path("ca.pem"),
         );
         let file = pki.dir.file(&format!("stunnel-{port}.conf"));
-        std::fs::write(&file, conf).expect("stunnel conf");
-        let child = Command::new(stunnel())
-            .arg(&file)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("stunnel4 runs (scripts/test.sh installs it)");
         let front = Self {
             port,
-            _process: Process(child),
+            _process: Process::with_config(stunnel(), &file, conf),
         };
         wait_for("stunnel4", Duration::from_secs(10), || accepts(port));
         front
@@ -371,5 +373,64 @@ fn stunnel() -> &'static str {
         "stunnel4"
     } else {
         "stunnel"
+    }
+}
+
+/// Clients sending chats to proxies until stopped, counting what failed
+/// (any answer but 200, or no answer). Prompts repeat every 40, so verdicts
+/// are both read and written.
+pub struct Load {
+    sent: Arc<AtomicUsize>,
+    failed: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    /// `workers` clients, taking `urls` in turn.
+    pub fn start(urls: &[&str], workers: usize) -> Self {
+        let (sent, failed, stop) = (Arc::default(), Arc::default(), Arc::default());
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client");
+        let tasks = (0..workers)
+            .map(|w| {
+                let url = format!("{}/api/chat", urls[w % urls.len()]);
+                let (client, sent, failed, stop): (_, Arc<AtomicUsize>, Arc<AtomicUsize>, Arc<AtomicBool>) =
+                    (client.clone(), Arc::clone(&sent), Arc::clone(&failed), Arc::clone(&stop));
+                tokio::spawn(async move {
+                    let mut i = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        let text = format!("load {w} {}", i % 40);
+                        let body = serde_json::json!({"model": "m", "stream": false, "messages": [{"role": "user", "content": text}]});
+                        let ok = client.post(&url).json(&body).send().await.is_ok_and(|r| r.status() == 200);
+                        sent.fetch_add(1, Ordering::Relaxed);
+                        if !ok {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        i += 1;
+                    }
+                })
+            })
+            .collect();
+        Self {
+            sent,
+            failed,
+            stop,
+            tasks,
+        }
+    }
+
+    /// Stops the clients; (requests sent, failed).
+    pub async fn finish(self) -> (usize, usize) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.tasks {
+            t.await.expect("load client");
+        }
+        (
+            self.sent.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        )
     }
 }
