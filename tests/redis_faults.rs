@@ -196,3 +196,36 @@ async fn l1_is_dropped_after_an_outage_that_may_have_hidden_a_clear() {
         "clears sent while this instance was cut off could not reach it"
     );
 }
+
+/// Instances subscribed to the clear channel of the Redis at `url`.
+async fn listeners(redis: &RedisServer) -> u64 {
+    let mut conn = redis.connection().await;
+    let counts: Vec<(String, u64)> = redis::cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg("ollama-guard:clear")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    counts[0].1
+}
+
+#[tokio::test]
+async fn a_stopped_instance_leaves_redis() {
+    let redis = RedisServer::start();
+    let fake = FakeOllama::start().await;
+    let cfg = || redis_config(&fake.url, &redis.url(), &yaml(1));
+    let (staying, leaving) = (start_proxy(cfg()).await, start_proxy(cfg()).await);
+    for p in [&staying, &leaving] {
+        assert!(common::redis_connected(&p.url).await);
+    }
+    assert!(eventually(|| async { listeners(&redis).await == 2 }).await);
+    drop(leaving);
+    // Its supervisor and clear listener stop with the server: nothing of it
+    // stays subscribed, nor comes back.
+    assert!(
+        eventually(|| async { listeners(&redis).await == 1 }).await,
+        "the stopped instance still listens"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(listeners(&redis).await, 1, "the stopped instance came back");
+}
