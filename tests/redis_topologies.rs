@@ -242,3 +242,49 @@ async fn sentinel_failover_under_load_loses_no_request_and_l2_comes_back() {
     // Clears reach the other instance through the new master too.
     shared_and_cleared(&a, &b, "after the failover").await;
 }
+
+#[tokio::test]
+async fn a_manual_failover_moves_writes_to_the_new_master() {
+    let (master, replica) = master_and_replica(None);
+    let sentinel = Sentinel::start(master.port, "mymaster", None, None);
+    let fake = FakeOllama::start().await;
+    let yaml = format!("  sentinel: {{nodes: [\"127.0.0.1:{}\"]}}\n", sentinel.port);
+    let a = start_proxy(with_redis(&fake.url, &yaml)).await;
+    let b = start_proxy(with_redis(&fake.url, &yaml)).await;
+    shared_and_cleared(&a, &b, "before").await;
+    // The old master stays up, demoted to a replica (Sentinel closes its
+    // clients' connections as it does so).
+    let out = std::process::Command::new("redis-cli")
+        .args([
+            "-p",
+            &sentinel.port.to_string(),
+            "SENTINEL",
+            "FAILOVER",
+            "mymaster",
+        ])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("OK"));
+    let promoted = eventually(|| async {
+        sentinel.master_port("mymaster") == Some(replica.port)
+            && master.cli(&["ROLE"]).starts_with("slave")
+    })
+    .await;
+    assert!(promoted, "the failover did not happen");
+    let n = AtomicUsize::new(0);
+    let moved = eventually(|| async {
+        let text = format!("after the switch {}", n.fetch_add(1, Ordering::Relaxed));
+        chat(&a.url, &text).await;
+        chat(&b.url, &text).await.1 == "hit-l2"
+    })
+    .await;
+    assert!(moved, "the instances did not follow the new master");
+    let written = replica.dump().await;
+    assert!(
+        written
+            .iter()
+            .any(|(k, _)| k.starts_with("ollama-guard:verdict:")),
+        "new verdicts are written to the new master"
+    );
+    shared_and_cleared(&a, &b, "after the switch").await;
+}

@@ -201,9 +201,18 @@ impl RedisTier {
                 self.failures.store(0, Ordering::Relaxed);
                 Some(v)
             }
-            // Under Sentinel, READONLY means the master moved: the breaker
-            // opens and the supervisor asks the sentinels again.
-            Ok(Err(e)) if refuses_writes(&e) && !self.is_moved_master(&e) => {
+            // Under Sentinel, READONLY means the master was demoted (and
+            // Sentinel did not close our connections, as it usually does):
+            // drop them now, since reads there still succeed and failures
+            // would never add up, and let the supervisor ask the sentinels.
+            Ok(Err(e)) if self.is_moved_master(&e) => {
+                self.errors.inc();
+                if self.disconnect() {
+                    self.log_problem("the Redis master was demoted (READONLY); asking the sentinels for the new one, serving verdicts from memory meanwhile");
+                }
+                None
+            }
+            Ok(Err(e)) if refuses_writes(&e) => {
                 // Redis is there and answering: not a reason to stop reading.
                 self.errors.inc();
                 if !self.writes_refused.swap(true, Ordering::Relaxed) {
