@@ -189,20 +189,33 @@ pub fn texts(route: Route, doc: &Value) -> Result<Vec<OutText>, String> {
     }
 }
 
-/// One step of a pointer: an object key or an array index.
-#[derive(Clone, Debug)]
-enum Step {
-    Key(String),
+/// One step of a pointer: an object key (borrowed from the document) or
+/// an array index.
+#[derive(Clone, Copy, Debug)]
+enum Step<'a> {
+    Key(&'a str),
     Index(usize),
 }
 
+/// The RFC 6901 pointer of `path`, built in one buffer.
 fn pointer(path: &[Step]) -> String {
-    let mut p = String::new();
+    use std::fmt::Write;
+    let mut p = String::with_capacity(path.len() * 8);
     for step in path {
         p.push('/');
         match step {
-            Step::Key(k) => p.push_str(&k.replace('~', "~0").replace('/', "~1")),
-            Step::Index(i) => p.push_str(&i.to_string()),
+            Step::Key(k) => {
+                for c in k.chars() {
+                    match c {
+                        '~' => p.push_str("~0"),
+                        '/' => p.push_str("~1"),
+                        c => p.push(c),
+                    }
+                }
+            }
+            Step::Index(i) => {
+                let _ = write!(p, "{i}");
+            }
         }
     }
     p
@@ -214,11 +227,11 @@ fn is_data(key: &str) -> bool {
     matches!(key, "arguments" | "input")
 }
 
-fn walk(
+fn walk<'a>(
     route: Route,
     doc: &Value,
-    value: &Value,
-    path: &mut Vec<Step>,
+    value: &'a Value,
+    path: &mut Vec<Step<'a>>,
     data: bool,
     out: &mut Vec<OutText>,
     wrong: &mut Option<String>,
@@ -247,7 +260,7 @@ fn walk(
         }
         Value::Object(map) => {
             for (key, item) in map {
-                path.push(Step::Key(key.clone()));
+                path.push(Step::Key(key));
                 if data || !PROTOCOL_KEYS.contains(&key.as_str()) {
                     out.push(OutText {
                         pointer: pointer(path),
@@ -270,31 +283,37 @@ fn walk(
 /// client appends piece by piece, keyed by what they belong to.
 fn field(route: Route, doc: &Value, path: &[Step]) -> Option<String> {
     use Step::{Index, Key};
-    let keys: Vec<&str> = path
-        .iter()
-        .map(|s| match s {
-            Key(k) => k.as_str(),
+    // No field is deeper than this: longer paths are whole texts.
+    const DEEPEST: usize = 8;
+    if path.len() > DEEPEST {
+        return None;
+    }
+    let mut names = [""; DEEPEST];
+    for (name, step) in names.iter_mut().zip(path) {
+        *name = match step {
+            Key(k) => k,
             Index(_) => "*",
-        })
-        .collect();
+        };
+    }
+    let keys = &names[..path.len()];
     // The `index` a choice, tool call or block declares (its position in the
     // array otherwise): interleaved choices keep their own fields.
     let index_at = |depth: usize| -> String {
         let mut node = doc;
         for step in &path[..depth] {
             node = match step {
-                Key(k) => &node[k.as_str()],
+                Key(k) => &node[*k],
                 Index(i) => &node[*i],
             };
         }
         match (node.get("index"), &path[depth - 1]) {
             (Some(Value::Number(n)), _) => n.to_string(),
             (_, Index(i)) => i.to_string(),
-            (_, Key(k)) => k.clone(),
+            (_, Key(k)) => k.to_string(),
         }
     };
     let kind = |v: &str| doc.get("type").and_then(Value::as_str) == Some(v);
-    match (route.dialect(), route, keys.as_slice()) {
+    match (route.dialect(), route, keys) {
         (Dialect::Ollama, _, [f @ ("response" | "thinking")]) => Some((*f).into()),
         (Dialect::Ollama, _, ["message", f @ ("content" | "thinking")]) => Some((*f).into()),
         (Dialect::Ollama, _, ["logprobs", "*", "token"]) => Some("logprobs".into()),

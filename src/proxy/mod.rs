@@ -93,7 +93,6 @@ pub async fn passthrough(
     if !parts.uri.path().starts_with("/api/blobs/") && declared_len(&parts.headers) > Some(limit) {
         return Err(ProxyError::TooLarge { limit }.into());
     }
-    let body = reqwest::Body::wrap_stream(body.into_data_stream());
     let pq = match parts.uri.query() {
         Some(q) => format!("{path}?{q}"),
         None => path,
@@ -263,7 +262,7 @@ async fn handle_guarded(
     // The upstream path is the route's own, never the request's.
     let send = state
         .upstream
-        .send(parts.method, route.path(), headers, forward.into());
+        .send(parts.method, route.path(), headers, Body::from(forward));
     let upstream = timer.upstream(&state, route.path(), send).await?;
     let scan_output = upstream.status().is_success()
         && route.has_model_output()

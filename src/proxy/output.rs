@@ -20,7 +20,7 @@ use crate::dialect::codec::Framing;
 use crate::dialect::gojson::Doc;
 use crate::error::ProxyError;
 use crate::guard::output::{Blocked, Options, ReplyGuard};
-use crate::upstream::strip_hop_headers;
+use crate::upstream::{BodyError, UpstreamResponse, strip_hop_headers};
 
 /// Largest non-streamed model response read for scanning (bytes read, not
 /// the declared length).
@@ -41,7 +41,7 @@ pub struct Reply {
 pub async fn guard(
     state: &AppState,
     reply: Reply,
-    upstream: reqwest::Response,
+    upstream: UpstreamResponse,
 ) -> Result<Response, ProxyError> {
     let headers = upstream.headers();
     let content_type = headers
@@ -95,7 +95,7 @@ pub async fn guard(
             closing: state.closing.subscribe(),
         };
         let live = state.metrics.stream_started();
-        let frames = stream::guard_stream(ctx, upstream.bytes_stream()).map(move |frame| {
+        let frames = stream::guard_stream(ctx, upstream.chunks()).map(move |frame| {
             let _live = &live;
             frame
         });
@@ -170,7 +170,7 @@ async fn unreadable(
     state: &AppState,
     reply: &Reply,
     guard: ReplyGuard,
-    upstream: reqwest::Response,
+    upstream: UpstreamResponse,
     what: &str,
 ) -> Result<Response, ProxyError> {
     let status = upstream.status();
@@ -188,7 +188,7 @@ async fn unreadable(
 }
 
 /// The whole body, counting the bytes actually read against the limit.
-async fn read_upstream(upstream: reqwest::Response) -> Result<Bytes, ProxyError> {
+async fn read_upstream(upstream: UpstreamResponse) -> Result<Bytes, ProxyError> {
     if upstream
         .content_length()
         .is_some_and(|n| n > MAX_RESPONSE_BYTES as u64)
@@ -196,14 +196,14 @@ async fn read_upstream(upstream: reqwest::Response) -> Result<Bytes, ProxyError>
         return Err(ProxyError::BadUpstream);
     }
     let mut body = BytesMut::new();
-    let mut chunks = upstream.bytes_stream();
+    let chunks = upstream.chunks();
+    futures_util::pin_mut!(chunks);
     while let Some(chunk) = chunks.next().await {
         let chunk = chunk.map_err(|e| {
             tracing::warn!(error = %e, "reading upstream body failed");
-            if e.is_timeout() {
-                ProxyError::Timeout
-            } else {
-                ProxyError::BadUpstream
+            match e {
+                BodyError::Stalled => ProxyError::Timeout,
+                BodyError::Failed(_) => ProxyError::BadUpstream,
             }
         })?;
         if body.len() + chunk.len() > MAX_RESPONSE_BYTES {

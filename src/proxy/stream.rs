@@ -18,6 +18,7 @@ use crate::config::{FailMode, GuardConfig};
 use crate::dialect::Route;
 use crate::dialect::codec::{Framer, Framing, Payload};
 use crate::guard::output::{Blocked, ReplyGuard};
+use crate::upstream::BodyError;
 
 pub struct StreamContext {
     pub route: Route,
@@ -65,7 +66,7 @@ pub fn guard_stream<S>(
     upstream: S,
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>>
 where
-    S: Stream<Item = Result<Bytes, reqwest::Error>> + Send + 'static,
+    S: Stream<Item = Result<Bytes, BodyError>> + Send + 'static,
 {
     let StreamContext {
         route,
@@ -184,10 +185,9 @@ fn ending<'a>(
 }
 
 /// Words for the client about an upstream failure mid-stream.
-fn upstream_failure(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "the upstream stream stalled (ollama.idle_timeout_secs)".into()
-    } else {
-        "the upstream stream failed".into()
+fn upstream_failure(e: &BodyError) -> String {
+    match e {
+        BodyError::Stalled => "the upstream stream stalled (ollama.idle_timeout_secs)".into(),
+        BodyError::Failed(_) => "the upstream stream failed".into(),
     }
 }
