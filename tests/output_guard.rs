@@ -230,3 +230,24 @@ async fn a_block_mid_stream_cancels_the_upstream_generation() {
         other => panic!("the upstream stream should have been dropped, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_whole_reply_keeps_a_content_length_as_ollama_sends_it() {
+    // Ollama answers a non-streamed request with Content-Length; the
+    // scanned reply is the same bytes, so it says its length too (a
+    // wrapping middleware once turned it chunked).
+    let (fake, proxy) = stack(SCANNERS).await;
+    fake.reply_tokens(&["A plain ", "answer."]);
+    let resp = post(&proxy.url, "/api/chat", &chat(false)).await;
+    assert_eq!(resp.status(), 200);
+    let declared: usize = resp.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(resp.headers().get("transfer-encoding").is_none());
+    let body = resp.bytes().await.unwrap();
+    assert_eq!(declared, body.len());
+    let reply: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(reply["message"]["content"], "A plain answer.");
+}

@@ -27,12 +27,10 @@ pub mod net;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use http_body_util::BodyExt;
 
 use crate::AppState;
 use crate::cache::redis::RedisTier;
@@ -255,11 +253,6 @@ pub async fn check(State(state): State<AppState>, mut req: Request, next: Next) 
     let response = next.run(req).await;
     match slot {
         None => response,
-        Some(permit) => response.map(move |body| {
-            Body::new(body.map_frame(move |frame| {
-                let _held = &permit;
-                frame
-            }))
-        }),
+        Some(permit) => crate::api::held::hold(response, permit),
     }
 }

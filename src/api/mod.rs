@@ -22,6 +22,7 @@
 //! check the key's models and rate limit once the body is read.
 
 mod admin;
+pub(crate) mod held;
 mod ops;
 mod request_id;
 mod scan;

@@ -5,12 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
 
 use crate::AppState;
@@ -92,12 +90,7 @@ pub async fn track(
         .requests
         .with_label_values(&[route.as_str(), response.status().as_str()])
         .inc();
-    response.map(move |body| {
-        Body::new(body.map_frame(move |frame| {
-            let _alive = &guard;
-            frame
-        }))
-    })
+    super::held::hold(response, guard)
 }
 
 /// The cap on requests handled at once (`server.max_in_flight`).
@@ -135,10 +128,5 @@ pub async fn admit(State(admission): State<Admission>, req: Request, next: Next)
         .into_response();
     };
     let response = next.run(req).await;
-    response.map(move |body| {
-        Body::new(body.map_frame(move |frame| {
-            let _held = &permit;
-            frame
-        }))
-    })
+    super::held::hold(response, permit)
 }
