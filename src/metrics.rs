@@ -162,6 +162,15 @@ impl Metrics {
         }
     }
 
+    /// The proxy's own time on a request to `route`, `spent` so far; see
+    /// [`Overhead`].
+    pub fn overhead(&self, route: &str, spent: std::time::Duration) -> Overhead {
+        Overhead {
+            histogram: self.overhead_seconds.with_label_values(&[route]),
+            spent,
+        }
+    }
+
     /// Counts a stream as live until the returned value is dropped.
     pub fn stream_started(&self) -> LiveStream {
         self.streams_in_flight.inc();
@@ -175,6 +184,28 @@ impl Metrics {
             tracing::error!(error = %e, "encoding metrics failed");
         }
         String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// The proxy's own time on one request: everything but waiting for
+/// Ollama's response headers, output scanning included. It travels with
+/// the request (into the output guard when the reply is scanned) and is
+/// observed once, the one place `ollama_guard_overhead_seconds` is
+/// recorded, when its last work is done: on drop.
+pub struct Overhead {
+    histogram: prometheus::Histogram,
+    spent: std::time::Duration,
+}
+
+impl Overhead {
+    pub fn add(&mut self, more: std::time::Duration) {
+        self.spent += more;
+    }
+}
+
+impl Drop for Overhead {
+    fn drop(&mut self) {
+        self.histogram.observe(self.spent.as_secs_f64());
     }
 }
 

@@ -25,7 +25,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::ops::Range;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 
@@ -84,7 +84,7 @@ pub struct ReplyGuard {
     pub released_text: usize,
     /// Proxy time spent on this reply (before the upstream call, plus every
     /// scan), recorded once when the guard is dropped.
-    overhead: Duration,
+    overhead: Option<crate::metrics::Overhead>,
     /// Findings of every text of the reply, logged once when dropped.
     tally: std::sync::Mutex<super::Tally>,
 }
@@ -138,23 +138,19 @@ impl Drop for ReplyGuard {
             .get_mut()
             .unwrap_or_else(|p| p.into_inner())
             .log(Direction::Output);
-        self.guard
-            .metrics
-            .overhead_seconds
-            .with_label_values(&[self.route.path()])
-            .observe(self.overhead.as_secs_f64());
     }
 }
 
 impl ReplyGuard {
-    /// `overhead` is the proxy time already spent on the request; `prompt`
-    /// the request's last user turn, if it had one.
+    /// `overhead` is the request's own time so far, recorded when this
+    /// guard is done (`None`: not counted); `prompt` the request's last
+    /// user turn, if it had one.
     pub fn new(
         guard: Arc<Guard>,
         route: Route,
         framing: Framing,
         options: Options,
-        overhead: Duration,
+        overhead: Option<crate::metrics::Overhead>,
         prompt: Option<Arc<str>>,
     ) -> Self {
         Self {
@@ -237,7 +233,9 @@ impl ReplyGuard {
     pub async fn settle(&mut self, end: bool) -> Result<Bytes, Blocked> {
         let started = Instant::now();
         let result = self.scan_new(end).await;
-        self.overhead += started.elapsed();
+        if let Some(o) = &mut self.overhead {
+            o.add(started.elapsed());
+        }
         if let Err(Blocked(scanners)) = &result {
             self.guard.metrics.count_blocks(Direction::Output, scanners);
         }

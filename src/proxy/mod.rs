@@ -61,17 +61,12 @@ impl Timer {
         out
     }
 
-    /// Time spent so far outside the upstream call.
-    fn overhead(&self) -> Duration {
-        self.started.elapsed().saturating_sub(self.upstream)
-    }
-
-    fn record(&self, state: &AppState, route: &str) {
-        state
-            .metrics
-            .overhead_seconds
-            .with_label_values(&[route])
-            .observe(self.overhead().as_secs_f64());
+    /// The time spent so far outside the upstream call, as the request's
+    /// [`Overhead`](crate::metrics::Overhead): recorded when dropped, or
+    /// handed on to the output guard, which adds its scans first.
+    fn overhead(&self, state: &AppState, route: &str) -> crate::metrics::Overhead {
+        let spent = self.started.elapsed().saturating_sub(self.upstream);
+        state.metrics.overhead(route, spent)
     }
 }
 
@@ -99,7 +94,7 @@ pub async fn passthrough(
     };
     let send = state.upstream.send(parts.method, &pq, parts.headers, body);
     let upstream = timer.upstream(&state, route, send).await?;
-    timer.record(&state, route);
+    drop(timer.overhead(&state, route));
     Ok(relay(upstream))
 }
 
@@ -221,7 +216,7 @@ async fn handle_guarded(
             stream,
             scanners,
         );
-        timer.record(&state, route.path());
+        drop(timer.overhead(&state, route.path()));
         Ok(with_cache_header(reply, checked.tier))
     };
     let rewritten = match &checked.decision {
@@ -272,12 +267,12 @@ async fn handle_guarded(
             route,
             model,
             include_usage,
-            overhead_so_far: timer.overhead(),
+            overhead: Some(timer.overhead(&state, route.path())),
             prompt,
         };
         output::guard(&state, out, upstream).await?
     } else {
-        timer.record(&state, route.path());
+        drop(timer.overhead(&state, route.path()));
         relay(upstream)
     };
     Ok(with_cache_header(reply, checked.tier))

@@ -4,7 +4,6 @@
 //! scanner error: `fail_mode` decides, and closed blocks.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -32,15 +31,16 @@ pub struct Reply {
     pub model: String,
     /// `stream_options.include_usage` (OpenAI streams).
     pub include_usage: bool,
-    /// Proxy time spent before the upstream call, for the overhead metric.
-    pub overhead_so_far: Duration,
+    /// Proxy time spent before the upstream call; the output guard adds
+    /// its own and records it.
+    pub overhead: Option<crate::metrics::Overhead>,
     /// The request's last user turn, when replies are judged with it.
     pub prompt: Option<Arc<str>>,
 }
 
 pub async fn guard(
     state: &AppState,
-    reply: Reply,
+    mut reply: Reply,
     upstream: UpstreamResponse,
 ) -> Result<Response, ProxyError> {
     let headers = upstream.headers();
@@ -69,7 +69,7 @@ pub async fn guard(
             allow_debug_info: g.allow_debug_info,
             judge_every_bytes: g.stream.judge_every_bytes,
         },
-        reply.overhead_so_far,
+        reply.overhead.take(),
         reply.prompt.clone(),
     );
     if encoded {

@@ -84,7 +84,7 @@ fn judged_guard(judge_every_bytes: usize) -> (ReplyGuard, Asked) {
         Route::Generate,
         Framing::Ndjson,
         options,
-        Duration::ZERO,
+        None,
         Some(Arc::from("how do I adopt a llama?")),
     );
     (g, asked)

@@ -17,14 +17,7 @@ fn guard_with(yaml: &str, route: Route) -> ReplyGuard {
         allow_debug_info: false,
         judge_every_bytes: 512,
     };
-    ReplyGuard::new(
-        Arc::new(guard),
-        route,
-        Framing::Ndjson,
-        options,
-        Duration::ZERO,
-        None,
-    )
+    ReplyGuard::new(Arc::new(guard), route, Framing::Ndjson, options, None, None)
 }
 
 const SCANNERS: &str = "
