@@ -74,6 +74,21 @@ async fn shared_and_cleared(a: &Proxy, b: &Proxy, text: &str) {
     assert!(dropped, "the clear did not reach the other instance's L1");
 }
 
+/// Waits (up to 10 s) until a new verdict `a` writes is read by `b`: both
+/// are back on the same L2.
+async fn shared_again(a: &Proxy, b: &Proxy) -> bool {
+    let n = AtomicUsize::new(0);
+    eventually(|| async {
+        let text = format!(
+            "written after the switch {}",
+            n.fetch_add(1, Ordering::Relaxed)
+        );
+        chat(&a.url, &text).await;
+        chat(&b.url, &text).await.1 == "hit-l2"
+    })
+    .await
+}
+
 #[tokio::test]
 async fn tls_with_a_private_ca_and_a_client_certificate() {
     let pki = Pki::new();
@@ -218,13 +233,7 @@ async fn sentinel_failover_under_load_loses_no_request_and_l2_comes_back() {
     assert!(promoted, "the sentinel did not promote the replica");
     // Back on L2: a verdict written by one instance after the failover is
     // read by the other.
-    let n = AtomicUsize::new(0);
-    let back = eventually(|| async {
-        let text = format!("after failover {}", n.fetch_add(1, Ordering::Relaxed));
-        chat(&a.url, &text).await;
-        chat(&b.url, &text).await.1 == "hit-l2"
-    })
-    .await;
+    let back = shared_again(&a, &b).await;
     let recovered = killed.elapsed();
     let (sent, failed) = load.finish().await;
     assert!(back, "L2 did not come back after the failover");
@@ -271,13 +280,7 @@ async fn a_manual_failover_moves_writes_to_the_new_master() {
     })
     .await;
     assert!(promoted, "the failover did not happen");
-    let n = AtomicUsize::new(0);
-    let moved = eventually(|| async {
-        let text = format!("after the switch {}", n.fetch_add(1, Ordering::Relaxed));
-        chat(&a.url, &text).await;
-        chat(&b.url, &text).await.1 == "hit-l2"
-    })
-    .await;
+    let moved = shared_again(&a, &b).await;
     assert!(moved, "the instances did not follow the new master");
     let written = replica.dump().await;
     assert!(
