@@ -9,7 +9,9 @@
 #   stream: a 200-chunk NDJSON reply: max requests/s x 200 = chunks/s
 # Installs nginx (Debian) and oha (crates.io, into target/tools) when missing.
 #   bench/nginx.sh [SECONDS_PER_ROUND] (default 10) [ROUNDS] (default 3)
-# GUARD_BIN=path measures another ollama-guard binary (an older build).
+# GUARD_BIN=path measures another ollama-guard binary (an older build);
+# BASELINE_BIN=path measures a second build beside it, in the same rounds
+# (before/after figures from one run, on a machine whose speed drifts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
@@ -52,9 +54,11 @@ with open(f"{sys.argv[1]}/stream.json", "w") as f:
                   "done": True, "total_duration": 1, "eval_count": 199}) + "\n")
 PY
 
+targets=(up ng og)
+[ -n "${BASELINE_BIN:-}" ] && targets+=(ob)
 declare -A port
 for mode in whole stream; do
-  for t in up ng og; do port[$t-$mode]=$(free_port); done
+  for t in "${targets[@]}"; do port[$t-$mode]=$(free_port); done
 done
 upstreams=""; proxies=""
 for mode in whole stream; do
@@ -78,14 +82,18 @@ nginx_conf up "$upstreams"
 nginx_conf ng "$proxies"
 "$nginx" -c "$work/up/nginx.conf" -p "$work/up" & pids+=($!)
 "$nginx" -c "$work/ng/nginx.conf" -p "$work/ng" & pids+=($!)
+declare -A bin=([og]=$guard [ob]=${BASELINE_BIN:-})
 for mode in whole stream; do
-  PROXY_PORT=${port[og-$mode]} PROXY_HOST=127.0.0.1 OLLAMA_URL=http://127.0.0.1:${port[up-$mode]} \
-    CACHE_BACKEND=memory RUST_LOG=warn "$guard" >"$work/guard-$mode.log" 2>&1 & pids+=($!)
+  for t in og ob; do
+    [ -n "${bin[$t]}" ] || continue
+    PROXY_PORT=${port[$t-$mode]} PROXY_HOST=127.0.0.1 OLLAMA_URL=http://127.0.0.1:${port[up-$mode]} \
+      CACHE_BACKEND=memory RUST_LOG=warn "${bin[$t]}" >"$work/guard-$t-$mode.log" 2>&1 & pids+=($!)
+  done
 done
 body() { printf '{"model":"m","stream":%s,"messages":[{"role":"user","content":"Why is the sky blue?"}]}' "$1"; }
 for mode in whole stream; do
   stream=false; [ "$mode" = stream ] && stream=true
-  for t in up ng og; do
+  for t in "${targets[@]}"; do
     until curl -fsS -o /dev/null -X POST "http://127.0.0.1:${port[$t-$mode]}/api/chat" -d "$(body $stream)" 2>/dev/null; do sleep 0.2; done
     lines=$(curl -fsS -X POST "http://127.0.0.1:${port[$t-$mode]}/api/chat" -d "$(body $stream)" | wc -l)
     [ "$mode" = whole ] || [ "$lines" -eq 200 ] || { echo "$t answered $lines lines, not 200" >&2; exit 1; }
@@ -103,9 +111,9 @@ assert set(codes) == {"200"} and d["summary"]["successRate"] == 1.0, codes
 print(round(d["summary"]["requestsPerSec"]), round(d["latencyPercentiles"]["p50"] * 1000, 3))'
 }
 declare -A res
-declare -A names=([up]=direct [ng]=nginx [og]=ollama-guard)
+declare -A names=([up]=direct [ng]=nginx [og]=ollama-guard [ob]=baseline)
 for round in $(seq "$rounds"); do
-  for t in up ng og; do
+  for t in "${targets[@]}"; do
     read -r r _ <<<"$(load "${port[$t-whole]}" false)"; res[$t-max]+=" $r"
     read -r _ l <<<"$(load "${port[$t-whole]}" false 2000)"; res[$t-p50]+=" $l"
     read -r s _ <<<"$(load "${port[$t-stream]}" true)"; res[$t-stream]+=" $s"
@@ -114,11 +122,14 @@ for round in $(seq "$rounds"); do
 done
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 declare -A med
-for t in up ng og; do for k in max p50 stream; do med[$t-$k]=$(median <<<"${res[$t-$k]}"); done; done
+for t in "${targets[@]}"; do for k in max p50 stream; do med[$t-$k]=$(median <<<"${res[$t-$k]}"); done; done
 echo
 printf '%-13s %10s %14s %14s %15s\n' path "max req/s" "p50 @2k (ms)" "added p50" "stream chunk/s"
-for t in up ng og; do
+for t in "${targets[@]}"; do
   added=$(python3 -c "print(f'{${med[$t-p50]} - ${med[up-p50]}:+.3f}')")
   printf '%-13s %10s %14s %14s %15s\n' "${names[$t]}" "${med[$t-max]}" "${med[$t-p50]}" "$added" "$((med[$t-stream] * 200))"
 done
 python3 -c "print(f'ollama-guard / nginx: max req/s {${med[og-max]} / ${med[ng-max]}:.2f}x, stream chunks/s {${med[og-stream]} / ${med[ng-stream]}:.2f}x')"
+if [ -n "${BASELINE_BIN:-}" ]; then
+  python3 -c "print(f'baseline / nginx: max req/s {${med[ob-max]} / ${med[ng-max]}:.2f}x, stream chunks/s {${med[ob-stream]} / ${med[ng-stream]}:.2f}x')"
+fi
