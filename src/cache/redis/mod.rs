@@ -7,11 +7,11 @@
 //! Keys: `{key_prefix}verdict:{sha256 hex}`. Values: the verdict as JSON
 //! (findings, redaction offsets), never the scanned text.
 
-use std::future::Future;
 mod admin;
 pub mod store;
 pub mod topology;
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -43,8 +43,6 @@ pub struct RedisTier {
     generation: AtomicU64,
     next: AtomicUsize,
     failures: AtomicU32,
-    /// Whether Redis has been reachable at least once since start.
-    pub ever_connected: AtomicBool,
     /// Errors talking to Redis (timeouts, refused connections, bad replies).
     pub errors: IntCounter,
     /// The last problem logged, so each state change is logged once.
@@ -52,7 +50,7 @@ pub struct RedisTier {
     pub prefix: String,
     ttl_secs: u64,
     pub socket_timeout: Duration,
-    pub connect_timeout: Duration,
+    connect_timeout: Duration,
     max_connections: usize,
     /// Signs what is written and checks what is read (`cache.signing_key`).
     signer: Option<Signer>,
@@ -121,7 +119,6 @@ impl RedisTier {
             generation: AtomicU64::new(0),
             next: AtomicUsize::new(0),
             failures: AtomicU32::new(0),
-            ever_connected: AtomicBool::new(false),
             errors,
             last_logged: Mutex::new(None),
             prefix: cfg.key_prefix.clone(),
@@ -146,19 +143,14 @@ impl RedisTier {
         }
     }
 
-    /// The client to subscribe with, and the connection it belongs to
-    /// (see [`RedisTier::generation`]).
+    /// The client to subscribe with, and which connect it came from (a
+    /// count): a listener subscribed under an older connect may be on a
+    /// node that is no longer the master, and is replaced.
     pub fn pubsub(&self) -> Option<(Client, u64)> {
         self.pubsub
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
-    }
-
-    /// Counts successful connects: a listener subscribed under an older
-    /// one may be on a node that is no longer the master.
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Relaxed)
     }
 
     pub fn key(&self, key: &CacheKey) -> String {
@@ -288,7 +280,6 @@ impl RedisTier {
         *self.pubsub.write().unwrap_or_else(|p| p.into_inner()) =
             Some((connected.pubsub, generation));
         self.failures.store(0, Ordering::Relaxed);
-        self.ever_connected.store(true, Ordering::Relaxed);
         *self.last_logged.lock().unwrap_or_else(|p| p.into_inner()) = None;
         Ok(connected.at)
     }
