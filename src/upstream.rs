@@ -143,9 +143,8 @@ impl UpstreamResponse {
 impl Upstream {
     pub fn new(config: &OllamaConfig, workers: usize) -> anyhow::Result<Self> {
         let base = config.url.trim_end_matches('/').to_string();
-        let url = reqwest::Url::parse(&base)?;
-        let prefix = url.path().trim_end_matches('/').to_string();
         let uri: Uri = base.parse()?;
+        let prefix = uri.path().trim_end_matches('/').to_string();
         let (Some(scheme), Some(authority)) = (uri.scheme().cloned(), uri.authority().cloned())
         else {
             anyhow::bail!("ollama.url: {base} has no scheme or host");

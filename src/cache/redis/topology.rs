@@ -203,10 +203,6 @@ impl Topology {
     pub fn follows_failover(&self) -> bool {
         matches!(self, Topology::Sentinel(_))
     }
-
-    pub fn is_cluster(&self) -> bool {
-        matches!(self, Topology::Cluster { .. })
-    }
 }
 
 fn sentinel(
@@ -290,12 +286,8 @@ fn cluster(
         .response_timeout(timeout)
         // Redirects and reconnects within the command's own time budget.
         .retries(2);
-    if let Some(u) = &cfg.username {
-        b = b.username(u);
-    }
-    if let Some(p) = &cfg.password {
-        b = b.password(p);
-    }
+    // The nodes' URLs carry the username and password: the builder takes
+    // them from the first.
     if tls {
         b = b.tls(TlsMode::Secure);
         if let Some(certs) = certs.clone() {
