@@ -6,10 +6,10 @@
 //! Hand-written because the SSE crates decode into events and drop the raw
 //! bytes, which a pass-through proxy must keep.
 
+use std::borrow::Cow;
+
 use bytes::{Bytes, BytesMut};
 use serde_json::Value;
-
-use super::gojson::Doc;
 
 /// Longest frame (NDJSON line, SSE event) read; a longer one is an error,
 /// not a buffer that grows without bound.
@@ -22,9 +22,11 @@ pub enum Framing {
 }
 
 /// What one frame holds.
-#[derive(Debug)]
-pub enum Payload {
-    Json(Doc),
+#[derive(Debug, PartialEq)]
+pub enum Payload<'a> {
+    /// A JSON document's bytes (borrowed from the frame unless an SSE event
+    /// splits it over several `data:` lines), to be parsed.
+    Json(Cow<'a, [u8]>),
     /// SSE `data: [DONE]`.
     Done,
     /// Blank lines, or SSE events without data (comments, `retry:`).
@@ -93,40 +95,42 @@ impl Framing {
         }
     }
 
-    /// Reads the payload of one raw frame; an error for anything that is
-    /// not a JSON document Go would decode (see [`Doc::parse`]).
-    pub fn decode(self, raw: &[u8]) -> Result<Payload, String> {
+    /// The payload of one raw frame.
+    pub fn payload(self, raw: &[u8]) -> Payload<'_> {
         let data = match self {
-            Self::Ndjson => raw.trim_ascii().to_vec(),
-            Self::Sse if !raw.split(|&b| b == b'\n').any(|l| l.starts_with(b"data:")) => {
-                return Ok(Payload::Empty);
-            }
-            Self::Sse => sse_data(raw),
+            Self::Ndjson => Cow::Borrowed(raw.trim_ascii()),
+            Self::Sse => match sse_data(raw) {
+                Some(data) => data,
+                None => return Payload::Empty,
+            },
         };
-        if self == Self::Ndjson && data.is_empty() {
-            return Ok(Payload::Empty);
+        match &*data {
+            b"" if self == Self::Ndjson => Payload::Empty,
+            b"[DONE]" if self == Self::Sse => Payload::Done,
+            _ => Payload::Json(data),
         }
-        if self == Self::Sse && data == b"[DONE]" {
-            return Ok(Payload::Done);
-        }
-        Doc::parse(&data).map(Payload::Json)
     }
 }
 
-/// Joins the `data:` lines of one event (the SSE rule: one optional space
-/// after the colon, lines joined with `\n`).
-fn sse_data(raw: &[u8]) -> Vec<u8> {
-    let mut data = Vec::new();
-    for line in raw.split(|&b| b == b'\n') {
+/// The `data:` lines of one event, joined (the SSE rule: one optional
+/// space after the colon, lines joined with `\n`); `None` without any. One
+/// line (every event the four APIs send) is borrowed.
+fn sse_data(raw: &[u8]) -> Option<Cow<'_, [u8]>> {
+    let mut lines = raw.split(|&b| b == b'\n').filter_map(|line| {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if let Some(rest) = line.strip_prefix(b"data:") {
-            if !data.is_empty() {
-                data.push(b'\n');
-            }
-            data.extend_from_slice(rest.strip_prefix(b" ").unwrap_or(rest));
-        }
+        let rest = line.strip_prefix(b"data:")?;
+        Some(rest.strip_prefix(b" ").unwrap_or(rest))
+    });
+    let first = lines.next()?;
+    let Some(second) = lines.next() else {
+        return Some(Cow::Borrowed(first));
+    };
+    let mut data = [first, second].join(&b'\n');
+    for line in lines {
+        data.push(b'\n');
+        data.extend_from_slice(line);
     }
-    data
+    Some(Cow::Owned(data))
 }
 
 /// Cuts complete frames out of a byte stream.
@@ -173,25 +177,26 @@ impl Framer {
         let from = self.searched.min(self.buf.len());
         let hay = &self.buf[from..];
         let found = match self.framing {
-            Framing::Ndjson => hay.iter().position(|&b| b == b'\n').map(|i| i + 1),
+            Framing::Ndjson => memchr::memchr(b'\n', hay).map(|i| i + 1),
             Framing::Sse => find_blank_line(hay),
         };
         found.map(|end| from + end)
     }
 }
 
-/// End of the first blank line (`\n\n` or `\r\n\r\n`, or mixed).
+/// End of the first blank line (`\n\n` or `\r\n\r\n`, or mixed): a
+/// newline, any carriage returns, then a newline.
 fn find_blank_line(hay: &[u8]) -> Option<usize> {
-    let mut prev_newline = false;
-    let mut i = 0;
-    while i < hay.len() {
-        match hay[i] {
-            b'\n' if prev_newline => return Some(i + 1),
-            b'\n' => prev_newline = true,
-            b'\r' => {}
-            _ => prev_newline = false,
+    let mut from = 0;
+    while let Some(at) = memchr::memchr(b'\n', &hay[from..]) {
+        let mut i = from + at + 1;
+        while hay.get(i) == Some(&b'\r') {
+            i += 1;
         }
-        i += 1;
+        if hay.get(i)? == &b'\n' {
+            return Some(i + 1);
+        }
+        from = i;
     }
     None
 }
@@ -199,6 +204,7 @@ fn find_blank_line(hay: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dialect::tree::Tree;
     use serde_json::json;
 
     fn cut(framing: Framing, chunks: &[&str]) -> Vec<String> {
@@ -226,6 +232,17 @@ mod tests {
     }
 
     #[test]
+    fn a_blank_line_is_a_newline_carriage_returns_and_a_newline() {
+        assert_eq!(find_blank_line(b"a\n\r\r\nb"), Some(5));
+        assert_eq!(find_blank_line(b"a\n\rb\n\n"), Some(6));
+        assert_eq!(find_blank_line(b"a\nb\r\n\r\n"), Some(7));
+        assert_eq!(find_blank_line(b"\n\n"), Some(2));
+        for open in [&b""[..], b"\n", b"a\n\r", b"a\r\r\n", b"a\nb\n"] {
+            assert_eq!(find_blank_line(open), None, "{open:?}");
+        }
+    }
+
+    #[test]
     fn sse_events_are_cut_at_blank_lines_in_either_newline_style() {
         let frames = cut(
             Framing::Sse,
@@ -245,38 +262,42 @@ mod tests {
         );
     }
 
-    fn json(p: Result<Payload, String>) -> Value {
-        match p {
-            Ok(Payload::Json(mut d)) => std::mem::take(&mut d.value),
+    /// The frame's JSON document as the stream reads it.
+    fn json(framing: Framing, raw: &[u8]) -> Result<Value, String> {
+        match framing.payload(raw) {
+            Payload::Json(data) => {
+                let tree = Tree::parse(&data)?;
+                serde_json::to_value(&tree.root).map_err(|e| e.to_string())
+            }
             other => panic!("not JSON: {other:?}"),
         }
     }
 
     #[test]
-    fn payloads_decode_per_framing() {
+    fn payloads_per_framing() {
         assert_eq!(
-            json(Framing::Sse.decode(b"data: {\"a\":1}\n\n")),
-            json!({"a": 1})
+            json(Framing::Sse, b"data: {\"a\":1}\n\n"),
+            Ok(json!({"a": 1}))
         );
         assert!(matches!(
-            Framing::Sse.decode(b"data:[DONE]\n\n"),
-            Ok(Payload::Done)
+            Framing::Sse.payload(b"data: {\"a\":1}\r\n\r\n"),
+            Payload::Json(Cow::Borrowed(b"{\"a\":1}"))
         ));
-        assert!(matches!(
-            Framing::Sse.decode(b": keep-alive\n\n"),
-            Ok(Payload::Empty)
-        ));
-        assert!(matches!(
-            Framing::Ndjson.decode(b"\r\n"),
-            Ok(Payload::Empty)
-        ));
+        assert_eq!(Framing::Sse.payload(b"data:[DONE]\n\n"), Payload::Done);
+        assert_eq!(Framing::Sse.payload(b": keep-alive\n\n"), Payload::Empty);
+        assert_eq!(Framing::Ndjson.payload(b"\r\n"), Payload::Empty);
         assert_eq!(
-            json(Framing::Ndjson.decode(b"{\"done\":true}\n")),
-            json!({"done": true})
+            json(Framing::Ndjson, b"{\"done\":true}\n"),
+            Ok(json!({"done": true}))
         );
         assert_eq!(
-            json(Framing::Sse.decode(b"data: {\"a\":\ndata: 1}\n\n")),
-            json!({"a": 1})
+            json(Framing::Sse, b"data: {\"a\":\ndata: 1}\n\n"),
+            Ok(json!({"a": 1}))
+        );
+        assert_eq!(
+            json(Framing::Sse, b"data: {\"a\":\r\ndata:\r\ndata: 1}\n\n"),
+            Ok(json!({"a": 1})),
+            "three data lines, one empty"
         );
     }
 
@@ -288,10 +309,10 @@ mod tests {
             b"\xEF\xBB\xBF{\"a\":1}\n",
             b"{\"a\":1,\"a\":2}\n",
         ] {
-            assert!(Framing::Ndjson.decode(bad).is_err(), "{bad:?}");
+            assert!(json(Framing::Ndjson, bad).is_err(), "{bad:?}");
         }
-        assert!(Framing::Sse.decode(b"data: {\"a\":NaN}\n\n").is_err());
-        assert!(Framing::Sse.decode(b"event: x\ndata: text\n\n").is_err());
+        assert!(json(Framing::Sse, b"data: {\"a\":NaN}\n\n").is_err());
+        assert!(json(Framing::Sse, b"event: x\ndata: text\n\n").is_err());
     }
 
     #[test]

@@ -55,7 +55,7 @@ pub const GO_MAX_DEPTH: usize = 10_000;
 
 /// Nesting shallower than this is parsed, walked and dropped on the
 /// caller's stack; deeper documents get stack as they need it.
-const SHALLOW: usize = 128;
+pub(crate) const SHALLOW: usize = 128;
 
 /// A parsed model response or stream frame: any JSON Go would decode
 /// (nesting to [`GO_MAX_DEPTH`]), refusing duplicate keys, a byte-order mark,

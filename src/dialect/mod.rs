@@ -14,6 +14,8 @@
 //! - `output.rs`: the texts of model output, and the stream fields they
 //!   continue.
 //! - `codec.rs`: NDJSON and SSE framing.
+//! - `tree.rs`: model output read without copying it (borrowed strings),
+//!   with the refusals of `gojson`.
 //! - `prompt.rs`: a request's last user turn, which guard models judge a
 //!   reply with.
 
@@ -28,6 +30,7 @@ pub mod request;
 pub mod responses;
 pub mod schema;
 pub mod template;
+pub mod tree;
 
 use serde_json::Value;
 

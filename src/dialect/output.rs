@@ -11,6 +11,7 @@
 
 use serde_json::Value;
 
+use super::tree::Node;
 use super::{Dialect, Route};
 
 /// One text of model output.
@@ -175,14 +176,51 @@ const PROTOCOL_KEYS: &[&str] = &[
     "server_tool_use",
 ];
 
-/// Every text of `doc` (a whole response or one stream frame) on `route`;
-/// an error when a field the client appends is not a string (a client
-/// would join or stringify it in ways no scan saw).
-pub fn texts(route: Route, doc: &Value) -> Result<Vec<OutText>, String> {
+/// The two lists as sets: every key of every frame is looked up in them.
+/// foldhash, because SipHash made these lookups a sixth of a stream's time
+/// (the sets are fixed, so a fast hash risks no flooding).
+mod lookup {
+    use std::sync::LazyLock;
+
+    use foldhash::HashSet;
+
+    static PROTOCOL: LazyLock<HashSet<&str>> =
+        LazyLock::new(|| super::PROTOCOL_KEYS.iter().copied().collect());
+    static SKIPPED: LazyLock<HashSet<&str>> =
+        LazyLock::new(|| super::SKIPPED_VALUES.iter().copied().collect());
+
+    pub fn is_protocol_key(key: &str) -> bool {
+        PROTOCOL.contains(key)
+    }
+
+    pub fn is_skipped_value(key: &str) -> bool {
+        SKIPPED.contains(key)
+    }
+}
+
+/// Every text of `doc` (a whole response or one stream frame) on `route`,
+/// but those under the keys `withheld` removes; an error when a field the
+/// client appends is not a string (a client would join or stringify it in
+/// ways no scan saw).
+pub fn texts(route: Route, doc: &Node, withheld: Withheld) -> Result<Vec<OutText>, String> {
     let mut out = Vec::new();
     let mut path = Vec::new();
     let mut wrong = None;
-    walk(route, doc, doc, &mut path, false, &mut out, &mut wrong);
+    let mut walker = Walker {
+        route,
+        doc,
+        out: &mut out,
+        wrong: &mut wrong,
+    };
+    match doc {
+        // The top level by hand, to leave out what is withheld.
+        Node::Object(pairs) => {
+            for (key, item) in pairs.iter().filter(|(k, _)| !withheld.removes(k)) {
+                walker.member(key, item, &mut path, false);
+            }
+        }
+        _ => walker.walk(doc, &mut path, false),
+    }
     match wrong {
         Some(p) => Err(format!("`{p}` is not a string")),
         None => Ok(out),
@@ -227,61 +265,71 @@ fn is_data(key: &str) -> bool {
     matches!(key, "arguments" | "input")
 }
 
-fn walk<'a>(
+/// The walk over one document: where texts go, and the first appended
+/// field found with the wrong type.
+struct Walker<'d, 'o> {
     route: Route,
-    doc: &Value,
-    value: &'a Value,
-    path: &mut Vec<Step<'a>>,
-    data: bool,
-    out: &mut Vec<OutText>,
-    wrong: &mut Option<String>,
-) {
-    if matches!(value, Value::Array(_) | Value::Object(_)) && field(route, doc, path).is_some() {
-        *wrong = Some(pointer(path));
-        return;
-    }
-    stacker::maybe_grow(64 * 1024, 1024 * 1024, || match value {
-        Value::String(s) => {
-            if !s.is_empty() {
-                out.push(OutText {
-                    pointer: pointer(path),
-                    text: s.clone(),
-                    key: false,
-                    field: field(route, doc, path),
-                });
-            }
+    doc: &'d Node<'d>,
+    out: &'o mut Vec<OutText>,
+    wrong: &'o mut Option<String>,
+}
+
+impl<'d> Walker<'d, '_> {
+    fn walk(&mut self, value: &'d Node<'d>, path: &mut Vec<Step<'d>>, data: bool) {
+        if matches!(value, Node::Array(_) | Node::Object(_))
+            && field(self.route, self.doc, path).is_some()
+        {
+            *self.wrong = Some(pointer(path));
+            return;
         }
-        Value::Array(items) => {
-            for (i, item) in items.iter().enumerate() {
-                path.push(Step::Index(i));
-                walk(route, doc, item, path, data, out, wrong);
-                path.pop();
-            }
-        }
-        Value::Object(map) => {
-            for (key, item) in map {
-                path.push(Step::Key(key));
-                if data || !PROTOCOL_KEYS.contains(&key.as_str()) {
-                    out.push(OutText {
+        stacker::maybe_grow(64 * 1024, 1024 * 1024, || match value {
+            Node::String(s) => {
+                if !s.is_empty() {
+                    self.out.push(OutText {
                         pointer: pointer(path),
-                        text: key.clone(),
-                        key: true,
-                        field: None,
+                        text: s.to_string(),
+                        key: false,
+                        field: field(self.route, self.doc, path),
                     });
                 }
-                if data || !SKIPPED_VALUES.contains(&key.as_str()) {
-                    walk(route, doc, item, path, data || is_data(key), out, wrong);
-                }
-                path.pop();
             }
+            Node::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    path.push(Step::Index(i));
+                    self.walk(item, path, data);
+                    path.pop();
+                }
+            }
+            Node::Object(pairs) => {
+                for (key, item) in pairs {
+                    self.member(key, item, path, data);
+                }
+            }
+            Node::Null | Node::Bool(_) | Node::Number(_) => {}
+        });
+    }
+
+    /// One key of an object and the value under it.
+    fn member(&mut self, key: &'d str, item: &'d Node<'d>, path: &mut Vec<Step<'d>>, data: bool) {
+        path.push(Step::Key(key));
+        if data || !lookup::is_protocol_key(key) {
+            self.out.push(OutText {
+                pointer: pointer(path),
+                text: key.to_string(),
+                key: true,
+                field: None,
+            });
         }
-        Value::Null | Value::Bool(_) | Value::Number(_) => {}
-    });
+        if data || !lookup::is_skipped_value(key) {
+            self.walk(item, path, data || is_data(key));
+        }
+        path.pop();
+    }
 }
 
 /// The stream field a string at `path` continues, if any: the texts a
 /// client appends piece by piece, keyed by what they belong to.
-fn field(route: Route, doc: &Value, path: &[Step]) -> Option<String> {
+fn field(route: Route, doc: &Node, path: &[Step]) -> Option<String> {
     use Step::{Index, Key};
     // No field is deeper than this: longer paths are whole texts.
     const DEEPEST: usize = 8;
@@ -299,40 +347,40 @@ fn field(route: Route, doc: &Value, path: &[Step]) -> Option<String> {
     // The `index` a choice, tool call or block declares (its position in the
     // array otherwise): interleaved choices keep their own fields.
     let index_at = |depth: usize| -> String {
-        let mut node = doc;
+        let mut node = Some(doc);
         for step in &path[..depth] {
             node = match step {
-                Key(k) => &node[*k],
-                Index(i) => &node[*i],
+                Key(k) => node.and_then(|n| n.get(k)),
+                Index(i) => node.and_then(|n| n.item(*i)),
             };
         }
-        match (node.get("index"), &path[depth - 1]) {
-            (Some(Value::Number(n)), _) => n.to_string(),
+        match (node.and_then(|n| n.get("index")), &path[depth - 1]) {
+            (Some(Node::Number(n)), _) => n.to_string(),
             (_, Index(i)) => i.to_string(),
             (_, Key(k)) => k.to_string(),
         }
     };
-    let kind = |v: &str| doc.get("type").and_then(Value::as_str) == Some(v);
+    let kind = |v: &str| doc.get("type").and_then(Node::as_str) == Some(v);
     match (route.dialect(), route, keys) {
         (Dialect::Ollama, _, [f @ ("response" | "thinking")]) => Some((*f).into()),
         (Dialect::Ollama, _, ["message", f @ ("content" | "thinking")]) => Some((*f).into()),
         (Dialect::Ollama, _, ["logprobs", "*", "token"]) => Some("logprobs".into()),
         (_, Route::Responses, ["delta"]) => {
-            let event = doc.get("type").and_then(Value::as_str)?;
+            let event = doc.get("type").and_then(Node::as_str)?;
             let item = doc
                 .get("item_id")
                 .or_else(|| doc.get("output_index"))
-                .map(Value::to_string)
+                .map(Node::to_json)
                 .unwrap_or_default();
             let part = doc
                 .get("content_index")
                 .or_else(|| doc.get("summary_index"))
-                .map(Value::to_string)
+                .map(Node::to_json)
                 .unwrap_or_default();
             Some(format!("{event}/{item}/{part}"))
         }
         (_, Route::Responses, ["logprobs", "*", "token"]) => {
-            let item = doc.get("item_id").map(Value::to_string).unwrap_or_default();
+            let item = doc.get("item_id").map(Node::to_json).unwrap_or_default();
             Some(format!("logprobs/{item}"))
         }
         (
@@ -377,7 +425,7 @@ fn field(route: Route, doc: &Value, path: &[Step]) -> Option<String> {
         (Dialect::Anthropic, _, ["delta", f @ ("text" | "thinking" | "partial_json")])
             if kind("content_block_delta") =>
         {
-            let block = doc.get("index").map(Value::to_string).unwrap_or_default();
+            let block = doc.get("index").map(Node::to_json).unwrap_or_default();
             Some(format!("{block}/{f}"))
         }
         _ => None,
@@ -388,10 +436,10 @@ fn field(route: Route, doc: &Value, path: &[Step]) -> Option<String> {
 /// API's terminal events, Anthropic's `message_stop`. (OpenAI's chat and
 /// completions streams end with `data: [DONE]`: a `finish_reason` ends one
 /// choice only.)
-pub fn is_final_frame(route: Route, frame: &Value) -> bool {
-    let kind = frame.get("type").and_then(Value::as_str);
+pub fn is_final_frame(route: Route, frame: &Node) -> bool {
+    let kind = frame.get("type").and_then(Node::as_str);
     match (route.dialect(), route) {
-        (Dialect::Ollama, _) => frame.get("done").and_then(Value::as_bool) == Some(true),
+        (Dialect::Ollama, _) => frame.get("done").and_then(Node::as_bool) == Some(true),
         (_, Route::Responses) => matches!(
             kind,
             Some("response.completed" | "response.failed" | "response.incomplete")
@@ -401,28 +449,57 @@ pub fn is_final_frame(route: Route, frame: &Value) -> bool {
     }
 }
 
-/// Removes what the client gets only when the operator allows it: Ollama's
-/// output `context` (token ids that encode the reply, so they would carry
-/// it past the scan; kept with `guard.allow_context`) and `_debug_info`
-/// (the rendered prompt of `_debug_render_only`; kept with
-/// `guard.allow_debug_info`, and then scanned like all output). True when
-/// something was removed.
-pub fn strip(doc: &mut Value, allow_context: bool, allow_debug_info: bool) -> bool {
-    let Some(map) = doc.as_object_mut() else {
-        return false;
-    };
-    let context = !allow_context && map.shift_remove("context").is_some();
-    let debug = !allow_debug_info && map.shift_remove("_debug_info").is_some();
-    context || debug
+/// What the client gets only when the operator allows it: Ollama's output
+/// `context` (token ids that encode the reply, so they would carry it past
+/// the scan; kept with `guard.allow_context`) and `_debug_info` (the
+/// rendered prompt of `_debug_render_only`; kept with
+/// `guard.allow_debug_info`, and then scanned like all output).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Withheld {
+    pub allow_context: bool,
+    pub allow_debug_info: bool,
+}
+
+impl Withheld {
+    /// Whether the top-level `key` is removed.
+    pub fn removes(self, key: &str) -> bool {
+        match key {
+            "context" => !self.allow_context,
+            "_debug_info" => !self.allow_debug_info,
+            _ => false,
+        }
+    }
+
+    /// Whether `doc` has something to remove.
+    pub fn finds(self, doc: &Node) -> bool {
+        matches!(doc, Node::Object(pairs) if pairs.iter().any(|(k, _)| self.removes(k)))
+    }
+
+    /// Removes it; true when something was removed.
+    pub fn strip(self, doc: &mut Value) -> bool {
+        let Some(map) = doc.as_object_mut() else {
+            return false;
+        };
+        let before = map.len();
+        map.retain(|k, _| !self.removes(k));
+        map.len() != before
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dialect::tree::Tree;
     use serde_json::json;
 
+    fn texts_of(route: Route, doc: &Value) -> Result<Vec<OutText>, String> {
+        let raw = doc.to_string();
+        let tree = Tree::parse(raw.as_bytes()).expect("json");
+        texts(route, &tree.root, Withheld::default())
+    }
+
     fn fields(route: Route, doc: Value) -> Vec<(String, Option<String>)> {
-        texts(route, &doc)
+        texts_of(route, &doc)
             .expect("well typed")
             .into_iter()
             .map(|t| (t.text, t.field))
@@ -528,17 +605,18 @@ mod tests {
 
     #[test]
     fn appended_fields_must_be_strings() {
-        let err = texts(Route::Generate, &json!({"response": ["bad", "word"]})).expect_err("array");
+        let err =
+            texts_of(Route::Generate, &json!({"response": ["bad", "word"]})).expect_err("array");
         assert!(err.contains("/response"), "{err}");
         assert!(
-            texts(
+            texts_of(
                 Route::OpenAiChat,
                 &json!({"choices": [{"delta": {"content": {"a": 1}}}]})
             )
             .is_err()
         );
         assert!(
-            texts(
+            texts_of(
                 Route::OpenAiChat,
                 &json!({"choices": [{"delta": {"content": null}}]})
             )
@@ -548,29 +626,49 @@ mod tests {
 
     #[test]
     fn final_frames_per_route() {
-        assert!(is_final_frame(Route::Chat, &json!({"done": true})));
-        assert!(!is_final_frame(
+        let fin = |route, v: Value| {
+            let raw = v.to_string();
+            let tree = Tree::parse(raw.as_bytes()).expect("json");
+            is_final_frame(route, &tree.root)
+        };
+        assert!(fin(Route::Chat, json!({"done": true})));
+        assert!(!fin(Route::Chat, json!({"done": false})));
+        assert!(!fin(
             Route::OpenAiChat,
-            &json!({"choices": [{"finish_reason": "stop"}]})
+            json!({"choices": [{"finish_reason": "stop"}]})
         ));
-        assert!(is_final_frame(
-            Route::Responses,
-            &json!({"type": "response.completed"})
-        ));
-        assert!(is_final_frame(
+        assert!(fin(Route::Responses, json!({"type": "response.completed"})));
+        assert!(fin(
             Route::AnthropicMessages,
-            &json!({"type": "message_stop"})
+            json!({"type": "message_stop"})
         ));
     }
 
     #[test]
-    fn context_and_debug_info_are_stripped_unless_allowed() {
+    fn context_and_debug_info_are_withheld_unless_allowed() {
         let frame = json!({"response": "", "done": true, "context": [1, 2], "_debug_info": {"rendered_template": "x"}});
+        let raw = frame.to_string();
+        let tree = Tree::parse(raw.as_bytes()).expect("json");
+        let strict = Withheld::default();
+        let open = Withheld {
+            allow_context: true,
+            allow_debug_info: true,
+        };
+        assert!(strict.finds(&tree.root) && !open.finds(&tree.root));
+        assert!(
+            texts(Route::Generate, &tree.root, strict)
+                .expect("typed")
+                .is_empty(),
+            "what is removed is not scanned"
+        );
+        let seen = texts(Route::Generate, &tree.root, open).expect("typed");
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        assert!(seen.iter().any(|t| t.text == "x"));
         let mut a = frame.clone();
-        assert!(strip(&mut a, false, false));
+        assert!(strict.strip(&mut a));
         assert_eq!(a, json!({"response": "", "done": true}));
         let mut b = frame.clone();
-        assert!(!strip(&mut b, true, true));
+        assert!(!open.strip(&mut b));
         assert_eq!(b, frame);
     }
 }

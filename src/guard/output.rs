@@ -31,9 +31,10 @@ use bytes::Bytes;
 
 use super::{Guard, Judged};
 use crate::config::FailMode;
-use crate::dialect::codec::Framing;
+use crate::dialect::codec::{Framing, Payload};
 use crate::dialect::gojson::{Doc, deep};
-use crate::dialect::output::{self, OutText};
+use crate::dialect::output::{self, OutText, Withheld};
+use crate::dialect::tree::Tree;
 use crate::dialect::{Rewrite, Route, apply_rewrites};
 use crate::scan::{Direction, Mode, Numbering, Redaction, Turn, Verdict};
 
@@ -89,11 +90,12 @@ pub struct ReplyGuard {
     tally: std::sync::Mutex<super::Tally>,
 }
 
+/// A frame waiting to be sent. Its texts were taken out when it was read;
+/// the frame itself is parsed again only if it has to be rewritten.
 struct Frame {
     raw: Bytes,
-    doc: Option<Doc>,
     pieces: Vec<Piece>,
-    /// Something was removed: the frame must be re-encoded.
+    /// Something must be removed (`Withheld`): the frame is re-encoded.
     stripped: bool,
 }
 
@@ -181,22 +183,40 @@ impl ReplyGuard {
             .count_blocks(Direction::Output, &[name.to_string()]);
     }
 
-    /// Adds a parsed frame; true when it ends the reply. An error when the
-    /// frame's texts have the wrong types (unreadable output).
-    pub fn push(&mut self, raw: Bytes, mut doc: Doc) -> Result<bool, String> {
-        let is_final = output::is_final_frame(self.route, &doc.value);
-        let stripped = output::strip(
-            &mut doc.value,
-            self.options.allow_context,
-            self.options.allow_debug_info,
-        );
-        let texts = deep(doc.depth, || output::texts(self.route, &doc.value))?;
+    fn withheld(&self) -> Withheld {
+        Withheld {
+            allow_context: self.options.allow_context,
+            allow_debug_info: self.options.allow_debug_info,
+        }
+    }
+
+    /// Adds a frame, `doc` being its parsed payload; true when it ends the
+    /// reply. An error when the frame's texts have the wrong types
+    /// (unreadable output).
+    pub fn push(&mut self, raw: Bytes, doc: &Tree) -> Result<bool, String> {
+        let is_final = output::is_final_frame(self.route, &doc.root);
+        let withheld = self.withheld();
+        let stripped = withheld.finds(&doc.root);
+        let texts = deep(doc.depth, || output::texts(self.route, &doc.root, withheld))?;
         let seq = self.first + self.frames.len() as u64;
         for (i, t) in texts.iter().enumerate() {
             if let Some(field) = &t.field {
-                let w = self.windows.entry(field.clone()).or_default();
-                w.pending.push_back((seq, i));
-                w.dirty = true;
+                // Looked up before inserting: the field is nearly always
+                // there already, and its name need not be copied then.
+                match self.windows.get_mut(field) {
+                    Some(w) => {
+                        w.pending.push_back((seq, i));
+                        w.dirty = true;
+                    }
+                    None => {
+                        let w = Window {
+                            pending: VecDeque::from([(seq, i)]),
+                            dirty: true,
+                            ..Window::default()
+                        };
+                        self.windows.insert(field.clone(), w);
+                    }
+                }
             }
         }
         let pieces = texts
@@ -210,7 +230,6 @@ impl ReplyGuard {
             .collect();
         self.frames.push_back(Frame {
             raw,
-            doc: Some(doc),
             pieces,
             stripped,
         });
@@ -222,7 +241,6 @@ impl ReplyGuard {
     pub fn push_opaque(&mut self, raw: Bytes) {
         self.frames.push_back(Frame {
             raw,
-            doc: None,
             pieces: Vec::new(),
             stripped: false,
         });
@@ -497,12 +515,22 @@ impl ReplyGuard {
         Ok(Bytes::from(out))
     }
 
-    /// A frame's bytes: as received, or re-encoded with its rewrites.
-    fn encode(&self, mut frame: Frame) -> Result<Bytes, Blocked> {
+    /// A frame's bytes: as received, or parsed again and re-encoded with
+    /// its rewrites and without what is withheld.
+    fn encode(&self, frame: Frame) -> Result<Bytes, Blocked> {
         let rewritten = frame.pieces.iter().any(|p| p.rewritten);
-        let Some(doc) = frame.doc.as_mut().filter(|_| rewritten || frame.stripped) else {
+        if !rewritten && !frame.stripped {
             return Ok(frame.raw);
+        }
+        // It was read with the same refusals when pushed: this cannot fail.
+        let mut doc = match self.framing.payload(&frame.raw) {
+            Payload::Json(data) => Doc::parse(&data).map_err(|e| {
+                tracing::warn!(error = %e, "a frame read before cannot be read again; blocking");
+                Blocked(vec!["unreadable_output".into()])
+            })?,
+            Payload::Done | Payload::Empty => return Ok(frame.raw),
         };
+        self.withheld().strip(&mut doc.value);
         let rewrites: Vec<Rewrite> = frame
             .pieces
             .iter()

@@ -16,7 +16,7 @@ use crate::AppState;
 use crate::config::FailMode;
 use crate::dialect::Route;
 use crate::dialect::codec::Framing;
-use crate::dialect::gojson::Doc;
+use crate::dialect::tree::Tree;
 use crate::error::ProxyError;
 use crate::guard::output::{Blocked, Options, ReplyGuard};
 use crate::upstream::{BodyError, UpstreamResponse, strip_hop_headers};
@@ -105,11 +105,7 @@ pub async fn guard(
         return Ok(response);
     }
     let body = read_upstream(upstream).await?;
-    let doc = match Doc::parse(&body) {
-        Ok(doc) => doc,
-        Err(e) => return unreadable_body(state, &reply, reply_guard, status, headers, body, &e),
-    };
-    whole(state, &reply, reply_guard, status, headers, doc, body).await
+    whole(state, &reply, reply_guard, status, headers, body).await
 }
 
 async fn whole(
@@ -118,10 +114,10 @@ async fn whole(
     mut guard: ReplyGuard,
     status: StatusCode,
     headers: HeaderMap,
-    doc: Doc,
     body: Bytes,
 ) -> Result<Response, ProxyError> {
-    if let Err(e) = guard.push(body.clone(), doc) {
+    let pushed = Tree::parse(&body).and_then(|doc| guard.push(body.clone(), &doc));
+    if let Err(e) = pushed {
         return unreadable_body(state, reply, guard, status, headers, body, &e);
     }
     match guard.settle(true).await {

@@ -10,13 +10,13 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use serde_json::Value;
 use tokio::sync::watch;
 
 use super::blocks::Ending;
 use crate::config::{FailMode, GuardConfig};
 use crate::dialect::Route;
 use crate::dialect::codec::{Framer, Framing, Payload};
+use crate::dialect::tree::{Node, Tree};
 use crate::guard::output::{Blocked, ReplyGuard};
 use crate::upstream::BodyError;
 
@@ -40,12 +40,14 @@ struct Progress {
 
 impl Progress {
     /// Notes what a frame tells about the stream (its id, a token, a block).
-    fn saw(&mut self, frame: &Value, route: Route) {
-        if let Some(i) = frame.get("id").and_then(Value::as_str) {
+    fn saw(&mut self, frame: &Node, route: Route) {
+        if let Some(i) = frame.get("id").and_then(Node::as_str)
+            && i != self.id
+        {
             self.id = i.to_string();
         }
         if route == Route::AnthropicMessages
-            && frame.get("type").and_then(Value::as_str) == Some("content_block_start")
+            && frame.get("type").and_then(Node::as_str) == Some("content_block_start")
         {
             self.blocks += 1;
         }
@@ -104,11 +106,11 @@ where
             };
             let mut unreadable = None;
             for raw in frames {
-                let taken = framing.decode(&raw).and_then(|payload| match payload {
-                    Payload::Json(doc) => {
-                        progress.saw(&doc.value, route);
-                        guard.push(raw.clone(), doc)
-                    }
+                let taken = match framing.payload(&raw) {
+                    Payload::Json(data) => Tree::parse(&data).and_then(|doc| {
+                        progress.saw(&doc.root, route);
+                        guard.push(raw.clone(), &doc)
+                    }),
                     Payload::Done => {
                         guard.push_opaque(raw.clone());
                         Ok(true)
@@ -117,7 +119,7 @@ where
                         guard.push_opaque(raw.clone());
                         Ok(false)
                     }
-                });
+                };
                 match taken {
                     Ok(last) => final_seen |= last,
                     Err(e) if guard.fail_mode() == FailMode::Open => {

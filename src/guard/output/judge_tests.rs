@@ -93,8 +93,8 @@ fn judged_guard(judge_every_bytes: usize) -> (ReplyGuard, Asked) {
 fn push(g: &mut ReplyGuard, text: &str, done: bool) {
     let v = json!({"model": "m", "response": text, "done": done});
     let raw = Bytes::from(format!("{v}\n"));
-    let doc = Doc::parse(&raw).expect("json");
-    g.push(raw, doc).expect("well typed");
+    let doc = Tree::parse(&raw).expect("json");
+    g.push(raw.clone(), &doc).expect("well typed");
 }
 
 fn response_text(bytes: &[u8]) -> String {

@@ -25,10 +25,15 @@ const SCANNERS: &str = "
 - {type: ban_substrings, substrings: [kill all humans, badword]}
 ";
 
-fn frame(v: Value) -> (Bytes, Doc) {
-    let raw = Bytes::from(format!("{v}\n"));
-    let doc = Doc::parse(&raw).expect("json");
-    (raw, doc)
+/// An NDJSON frame of `v`.
+fn frame(v: Value) -> Bytes {
+    Bytes::from(format!("{v}\n"))
+}
+
+/// Reads `raw` and pushes it, as the stream does.
+fn push(g: &mut ReplyGuard, raw: Bytes) -> Result<bool, String> {
+    let doc = Tree::parse(&raw)?;
+    g.push(raw.clone(), &doc)
 }
 
 /// The `field` texts of the NDJSON frames in `bytes`, joined.
@@ -46,13 +51,13 @@ async fn stream(g: &mut ReplyGuard, parts: &[&str]) -> Result<Vec<String>, Block
     let mut sent = Vec::new();
     let mut all = Vec::new();
     for p in parts {
-        let (raw, doc) = frame(json!({"model": "m", "response": p, "done": false}));
-        g.push(raw, doc).expect("well typed");
+        let raw = frame(json!({"model": "m", "response": p, "done": false}));
+        push(g, raw).expect("well typed");
         all.extend_from_slice(&g.settle(false).await?);
         sent.push(joined(&all, "response"));
     }
-    let (raw, doc) = frame(json!({"model": "m", "response": "", "done": true}));
-    g.push(raw, doc).expect("well typed");
+    let raw = frame(json!({"model": "m", "response": "", "done": true}));
+    push(g, raw).expect("well typed");
     all.extend_from_slice(&g.settle(true).await?);
     sent.push(joined(&all, "response"));
     Ok(sent)
@@ -83,8 +88,8 @@ async fn a_banned_phrase_is_never_sent_in_part() {
     let mut sent = Vec::new();
     let mut all = Vec::new();
     for p in ["we met a ", "bad", "w", "ord"] {
-        let (raw, doc) = frame(json!({"response": p, "done": false}));
-        g.push(raw, doc).expect("well typed");
+        let raw = frame(json!({"response": p, "done": false}));
+        push(&mut g, raw).expect("well typed");
         match g.settle(false).await {
             Ok(b) => {
                 all.extend_from_slice(&b);
@@ -104,8 +109,8 @@ async fn a_banned_phrase_is_never_sent_in_part() {
 async fn fields_have_windows_of_their_own() {
     let mut g = guard_with(SCANNERS, Route::Generate);
     for (r, t) in [("bad", "x"), ("word", "y")] {
-        let (raw, doc) = frame(json!({"response": r, "thinking": t, "done": false}));
-        g.push(raw, doc).expect("well typed");
+        let raw = frame(json!({"response": r, "thinking": t, "done": false}));
+        push(&mut g, raw).expect("well typed");
         if let Err(Blocked(names)) = g.settle(false).await {
             assert_eq!(names, vec!["ban_substrings".to_string()]);
             return;
@@ -121,8 +126,8 @@ async fn interleaved_choices_keep_their_own_text() {
         frame(json!({"choices": [{"index": i, "delta": {"content": c}, "finish_reason": null}]}))
     };
     for (i, c) in [(0, "bad"), (1, "xx"), (0, "word")] {
-        let (raw, doc) = chunk(i, c);
-        g.push(raw, doc).expect("well typed");
+        let raw = chunk(i, c);
+        push(&mut g, raw).expect("well typed");
         if let Err(Blocked(names)) = g.settle(false).await {
             assert_eq!(names, vec!["ban_substrings".to_string()]);
             return;
@@ -137,8 +142,8 @@ async fn redacted_text_is_scanned_again() {
         "- {type: regex, mode: redact, patterns: ['#'], placeholder: ''}\n- {type: ban_substrings, substrings: [badword]}\n",
         Route::Generate,
     );
-    let (raw, doc) = frame(json!({"response": "a bad#word", "done": true}));
-    g.push(raw, doc).expect("well typed");
+    let raw = frame(json!({"response": "a bad#word", "done": true}));
+    push(&mut g, raw).expect("well typed");
     assert_eq!(
         g.settle(true).await,
         Err(Blocked(vec!["ban_substrings".into()])),
@@ -152,8 +157,8 @@ async fn redaction_that_never_settles_blocks() {
         "- {type: regex, mode: redact, patterns: ['X+'], placeholder: 'XX'}\n",
         Route::Generate,
     );
-    let (raw, doc) = frame(json!({"response": "aXb", "done": true}));
-    g.push(raw, doc).expect("well typed");
+    let raw = frame(json!({"response": "aXb", "done": true}));
+    push(&mut g, raw).expect("well typed");
     assert_eq!(g.settle(true).await, Err(Blocked(vec!["regex".into()])));
 }
 
@@ -161,17 +166,17 @@ async fn redaction_that_never_settles_blocks() {
 async fn tool_call_argument_keys_and_log_probs_are_scanned() {
     let mut g = guard_with(SCANNERS, Route::Chat);
     let key = "ghp_aB3dE5gH7jK9mN1pQ3sT5vW7yZ9bC1dE3fG5";
-    let (raw, doc) = frame(json!({"message": {"role": "assistant", "content": "",
+    let raw = frame(json!({"message": {"role": "assistant", "content": "",
         "tool_calls": [{"function": {"name": "f", "arguments": {key: "v"}}}]}, "done": true}));
-    g.push(raw, doc).expect("well typed");
+    push(&mut g, raw).expect("well typed");
     let out = String::from_utf8(g.settle(true).await.expect("redacts").to_vec()).expect("utf8");
     assert!(!out.contains(key), "{out}");
     assert!(out.contains("[REDACTED_GITHUB_TOKEN]"), "{out}");
 
     let mut g = guard_with(SCANNERS, Route::Generate);
-    let (raw, doc) = frame(json!({"response": "", "done": false,
+    let raw = frame(json!({"response": "", "done": false,
         "logprobs": [{"token": "bad"}, {"token": "word"}]}));
-    g.push(raw, doc).expect("well typed");
+    push(&mut g, raw).expect("well typed");
     assert_eq!(
         g.settle(true).await,
         Err(Blocked(vec!["ban_substrings".into()])),
@@ -182,8 +187,8 @@ async fn tool_call_argument_keys_and_log_probs_are_scanned() {
 #[tokio::test]
 async fn context_is_stripped_from_the_final_frame() {
     let mut g = guard_with(SCANNERS, Route::Generate);
-    let (raw, doc) = frame(json!({"response": "", "done": true, "context": [1, 2, 3]}));
-    g.push(raw, doc).expect("well typed");
+    let raw = frame(json!({"response": "", "done": true, "context": [1, 2, 3]}));
+    push(&mut g, raw).expect("well typed");
     let out = g.settle(true).await.expect("passes");
     assert_eq!(&out[..], b"{\"response\":\"\",\"done\":true}\n");
 }
