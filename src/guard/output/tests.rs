@@ -193,6 +193,37 @@ async fn context_is_stripped_from_the_final_frame() {
     assert_eq!(&out[..], b"{\"response\":\"\",\"done\":true}\n");
 }
 
+#[tokio::test]
+async fn clean_frames_go_out_as_received_and_rewritten_ones_are_read_again() {
+    // Spacing, key order and escapes the proxy would never write itself.
+    let odd: &[u8] =
+        b"{ \"done\" : false ,\"response\":\"caf\\u00e9 \\\"ok\\\"\",\"model\":\"m\"}\r\n";
+    let mut g = guard_with(SCANNERS, Route::Generate);
+    push(&mut g, Bytes::from_static(odd)).expect("well typed");
+    push(&mut g, frame(json!({"response": "", "done": true}))).expect("well typed");
+    let out = g.settle(true).await.expect("clean");
+    assert_eq!(&out[..odd.len()], odd, "byte for byte");
+
+    let key = "ghp_aB3dE5gH7jK9mN1pQ3sT5vW7yZ9bC1dE3fG5";
+    let escaped = format!(
+        "{{\"model\":\"m\",\"r\\u0065sponse\":\"k\\u00e9y {key}\",\"done\":true,\"context\":[1]}}\n"
+    );
+    let mut g = guard_with(SCANNERS, Route::Generate);
+    push(&mut g, Bytes::from(escaped)).expect("well typed");
+    let out = g.settle(true).await.expect("redacts");
+    let sent: Value = serde_json::from_slice(&out).expect("one JSON frame");
+    assert_eq!(
+        sent,
+        json!({"model": "m", "response": "k\u{e9}y [REDACTED_GITHUB_TOKEN]", "done": true}),
+        "redacted under its unescaped key, `context` removed"
+    );
+    assert!(
+        out.starts_with(b"{\"model\":\"m\",\"response\":"),
+        "key order kept: {}",
+        String::from_utf8_lossy(&out)
+    );
+}
+
 #[test]
 fn redact_range_splits_a_span_across_frames() {
     let spans = vec![Redaction {
