@@ -57,7 +57,8 @@ pub const GO_MAX_DEPTH: usize = 10_000;
 /// caller's stack; deeper documents get stack as they need it.
 pub(crate) const SHALLOW: usize = 128;
 
-/// A parsed model response or stream frame: any JSON Go would decode
+/// A document as a `Value`, to be rewritten (a redacted model frame; model
+/// output is read through [`super::tree::Tree`]): any JSON Go would decode
 /// (nesting to [`GO_MAX_DEPTH`]), refusing duplicate keys, a byte-order mark,
 /// NaN and trailing bytes. Deep documents are dropped without recursion.
 #[derive(Debug)]
