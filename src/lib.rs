@@ -69,9 +69,23 @@ use upstream::Upstream;
 /// How long streams in flight may run on after a shutdown signal.
 pub const SHUTDOWN_GRACE_SECS: u64 = 30;
 
-/// Everything a request needs; cheap to clone (all `Arc`s).
+/// Everything a request needs. One `Arc`: the state is cloned into every
+/// middleware and handler of every request, and a clone of six `Arc`s (six
+/// atomic increments, six decrements on drop) showed in the profile.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds; each part is an `Arc` of its own, for the
+/// tasks and guards that keep one part alone.
+pub struct Shared {
     pub config: Arc<Config>,
     pub upstream: Arc<Upstream>,
     pub guard: Arc<Guard>,
@@ -101,14 +115,14 @@ impl AppState {
         let access = access::Access::new(&config, guard.cache.redis(), metrics.clone())
             .map_err(|p| anyhow::anyhow!(p.join("; ")))?;
         warn_if_exposed(&config, &access, guard.cache.is_shared());
-        Ok(Self {
+        Ok(Self(Arc::new(Shared {
             access: Arc::new(access),
             config: Arc::new(config),
             upstream: Arc::new(upstream),
             guard: Arc::new(guard),
             metrics,
             closing: Arc::new(tokio::sync::watch::channel(false).0),
-        })
+        })))
     }
 }
 

@@ -10,7 +10,7 @@ use std::str::FromStr;
 
 use axum::body::Body;
 use axum::http::uri::{Authority, PathAndQuery, Scheme};
-use axum::http::{HeaderMap, Method, Request, Response, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderName, Method, Request, Response, StatusCode, Uri, header};
 use bytes::Bytes;
 use futures_util::Stream;
 use http_body_util::BodyExt;
@@ -23,21 +23,22 @@ use crate::config::{OllamaConfig, secs};
 use crate::error::ProxyError;
 
 /// Headers that describe one hop, not the message (RFC 9110 §7.6.1), plus
-/// `host`, which the client library sets itself.
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "host",
+/// `host`, which the client library sets itself. Names, not strings: a
+/// string is parsed into a name on every removal.
+const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::HOST,
 ];
 
 pub fn strip_hop_headers(headers: &mut HeaderMap) {
-    for h in HOP_BY_HOP {
+    for h in &HOP_BY_HOP {
         headers.remove(h);
     }
 }
