@@ -123,22 +123,19 @@ pub struct Shape {
     pub containers: usize,
 }
 
-/// The [`Shape`] of `bytes`, strings skipped.
+/// The [`Shape`] of `bytes`, strings skipped. A string is crossed with
+/// `memchr` to its next quote or backslash: prompts are mostly string, and
+/// a byte-at-a-time walk showed at 9% of a stream's time.
 pub fn shape(bytes: &[u8]) -> Shape {
     let (mut depth, mut deepest, mut containers) = (0usize, 0, 0);
-    let (mut in_string, mut escaped) = (false, false);
-    for &b in bytes {
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => match string_end(bytes, i + 1) {
+                Some(end) => i = end,
+                // Unterminated: the rest is string.
+                None => break,
+            },
             b'[' | b'{' => {
                 depth += 1;
                 deepest = deepest.max(depth);
@@ -147,10 +144,23 @@ pub fn shape(bytes: &[u8]) -> Shape {
             b']' | b'}' => depth = depth.saturating_sub(1),
             _ => {}
         }
+        i += 1;
     }
     Shape {
         depth: deepest,
         containers,
+    }
+}
+
+/// Where the string whose text starts at `from` ends (its closing quote).
+fn string_end(bytes: &[u8], mut from: usize) -> Option<usize> {
+    loop {
+        let at = from + memchr::memchr2(b'"', b'\\', bytes.get(from..)?)?;
+        if bytes[at] == b'"' {
+            return Some(at);
+        }
+        // A backslash escapes the byte after it.
+        from = at + 2;
     }
 }
 
@@ -263,6 +273,68 @@ mod tests {
                 containers: 3
             }
         );
+    }
+
+    /// The byte-at-a-time walk `shape` replaced, kept as its reference.
+    fn shape_by_bytes(bytes: &[u8]) -> Shape {
+        let (mut depth, mut deepest, mut containers) = (0usize, 0, 0);
+        let (mut in_string, mut escaped) = (false, false);
+        for &b in bytes {
+            if in_string {
+                match (escaped, b) {
+                    (true, _) => escaped = false,
+                    (false, b'\\') => escaped = true,
+                    (false, b'"') => in_string = false,
+                    (false, _) => {}
+                }
+                continue;
+            }
+            match b {
+                b'"' => in_string = true,
+                b'[' | b'{' => {
+                    depth += 1;
+                    deepest = deepest.max(depth);
+                    containers += 1;
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        Shape {
+            depth: deepest,
+            containers,
+        }
+    }
+
+    #[test]
+    fn shape_agrees_with_a_byte_by_byte_walk() {
+        let fixed: [&[u8]; 9] = [
+            br#"{"a":"[[[{{","b":[1]}"#,
+            br#"{"a":"x\\","b":[{}]}"#,
+            br#"{"a":"\"[","b":[1]}"#,
+            b"\"unterminated [[",
+            b"\"ends in a backslash\\",
+            b"\"\\",
+            b"[\"\\\\\"]",
+            b"",
+            b"]]]{",
+        ];
+        for bytes in fixed {
+            assert_eq!(shape(bytes), shape_by_bytes(bytes), "{bytes:?}");
+        }
+        // Every string of up to 7 bytes over the characters that matter.
+        let alphabet = b"[]{}\"\\a";
+        let mut text = Vec::new();
+        for n in 0..=7u32 {
+            for mut code in 0..alphabet.len().pow(n) {
+                text.clear();
+                for _ in 0..n {
+                    text.push(alphabet[code % alphabet.len()]);
+                    code /= alphabet.len();
+                }
+                assert_eq!(shape(&text), shape_by_bytes(&text), "{text:?}");
+            }
+        }
     }
 
     #[test]
