@@ -19,7 +19,7 @@ mod keys;
 mod tests;
 
 pub use keys::SKIPPED_VALUES;
-use keys::{is_protocol_key, is_skipped_value};
+use keys::{KeyKind, kind};
 
 /// One text of model output.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -147,7 +147,9 @@ impl<'d> Walker<'d, '_> {
     /// One key of an object and the value under it.
     fn member(&mut self, key: &'d str, item: &'d Node<'d>, path: &mut Vec<Step<'d>>, data: bool) {
         path.push(Step::Key(key));
-        if data || !is_protocol_key(key) {
+        // Inside tool-call arguments every key and value is the model's.
+        let kind = if data { KeyKind::default() } else { kind(key) };
+        if !kind.protocol {
             self.out.push(OutText {
                 pointer: pointer(path),
                 text: key.to_string(),
@@ -155,7 +157,7 @@ impl<'d> Walker<'d, '_> {
                 field: None,
             });
         }
-        if data || !is_skipped_value(key) {
+        if !kind.skipped {
             self.walk(item, path, data || is_data(key));
         }
         path.pop();

@@ -4,7 +4,7 @@
 
 use std::sync::LazyLock;
 
-use foldhash::HashSet;
+use foldhash::HashMap;
 
 /// Values never scanned, by the key they sit under (outside tool-call
 /// arguments, where every string is the model's). None of them is text the
@@ -156,20 +156,57 @@ const PROTOCOL_KEYS: &[&str] = &[
     "server_tool_use",
 ];
 
-// The two lists as sets: every key of every frame is looked up in them.
-// foldhash, because SipHash made these lookups a sixth of a stream's time
-// (the sets are fixed, so a fast hash risks no flooding).
-static PROTOCOL: LazyLock<HashSet<&str>> =
-    LazyLock::new(|| PROTOCOL_KEYS.iter().copied().collect());
-static SKIPPED: LazyLock<HashSet<&str>> =
-    LazyLock::new(|| SKIPPED_VALUES.iter().copied().collect());
-
-/// A key of the protocol (not scanned as text).
-pub(super) fn is_protocol_key(key: &str) -> bool {
-    PROTOCOL.contains(key)
+/// What the lists say of one key.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct KeyKind {
+    /// In [`PROTOCOL_KEYS`]: the key itself is not scanned.
+    pub protocol: bool,
+    /// In [`SKIPPED_VALUES`]: the value under it is not scanned.
+    pub skipped: bool,
 }
 
-/// A key whose value is never model text.
-pub(super) fn is_skipped_value(key: &str) -> bool {
-    SKIPPED.contains(key)
+// Both lists in one map, so a key is looked up once: every key of every
+// frame is. foldhash, because SipHash made these lookups a sixth of a
+// stream's time (the lists are fixed, so a fast hash risks no flooding).
+static KINDS: LazyLock<HashMap<&str, KeyKind>> = LazyLock::new(|| {
+    let mut kinds: HashMap<&str, KeyKind> = HashMap::default();
+    for key in PROTOCOL_KEYS {
+        kinds.entry(key).or_default().protocol = true;
+    }
+    for key in SKIPPED_VALUES {
+        kinds.entry(key).or_default().skipped = true;
+    }
+    kinds
+});
+
+/// What the lists say of `key` (a key in neither is data: scanned, and
+/// its value too).
+pub(super) fn kind(key: &str) -> KeyKind {
+    KINDS.get(key).copied().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_lookup_answers_for_both_lists() {
+        for key in PROTOCOL_KEYS {
+            assert!(kind(key).protocol, "{key}");
+            assert_eq!(kind(key).skipped, SKIPPED_VALUES.contains(key), "{key}");
+        }
+        for key in SKIPPED_VALUES {
+            assert!(kind(key).skipped, "{key}");
+        }
+        assert_eq!(
+            kind("model"),
+            KeyKind {
+                protocol: true,
+                skipped: true
+            }
+        );
+        for data in ["sk-key", "note", "Model", "content ", ""] {
+            assert_eq!(kind(data), KeyKind::default(), "{data:?}");
+        }
+    }
 }
