@@ -16,71 +16,24 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
 rounds=${2:-3}
-if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
-  sudo_=(); [ "$(id -u)" -eq 0 ] || sudo_=(sudo -n)
-  "${sudo_[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light >/dev/null
-fi
-nginx=$(command -v nginx || echo /usr/sbin/nginx)
-oha=$(command -v oha || echo target/tools/bin/oha)
-[ -x "$oha" ] || cargo install oha --version 1.16.0 --locked --root target/tools
-./scripts/fetch-models.sh >/dev/null
+# shellcheck source=bench/fixed_upstream.sh
+. bench/fixed_upstream.sh
 guard=${GUARD_BIN:-target/release/ollama-guard}
 [ -n "${GUARD_BIN:-}" ] || cargo build --release --locked --bin ollama-guard 2>/dev/null
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-work=$(mktemp -d); chmod 755 "$work" # nginx workers run as nobody
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; [ -n "${KEEP:-}" ] || rm -rf "$work"; }
-trap cleanup EXIT
-
-# Files served (nginx answers a POST to a static file with 405, so the
-# error_page turns that into the file): the non-streamed reply, and a 200-frame stream (199 one-word frames and the
-# final frame), as Ollama sends them.
-python3 - "$work" <<'PY'
-import json, sys
-dump = lambda d: json.dumps(d, separators=(",", ":"))
-base = {"model": "m", "created_at": "2026-01-01T00:00:00Z"}
-text = "The sky looks blue because air scatters short wavelengths of sunlight more than long ones."
-with open(f"{sys.argv[1]}/whole.json", "w") as f:
-    f.write(dump({**base, "message": {"role": "assistant", "content": text}, "done_reason": "stop",
-                  "done": True, "total_duration": 1, "load_duration": 1, "prompt_eval_count": 9,
-                  "prompt_eval_duration": 1, "eval_count": 18, "eval_duration": 1}))
-words = (text + " Our eyes are also more sensitive to blue than to violet.").split()
-with open(f"{sys.argv[1]}/stream.json", "w") as f:
-    for i in range(199):
-        f.write(dump({**base, "message": {"role": "assistant", "content": words[i % len(words)] + " "},
-                      "done": False}) + "\n")
-    f.write(dump({**base, "message": {"role": "assistant", "content": ""}, "done_reason": "stop",
-                  "done": True, "total_duration": 1, "eval_count": 199}) + "\n")
-PY
-
 targets=(up ng og)
 [ -n "${BASELINE_BIN:-}" ] && targets+=(ob)
-declare -A port
 for mode in whole stream; do
-  for t in "${targets[@]}"; do port[$t-$mode]=$(free_port); done
+  for t in ng og ob; do port[$t-$mode]=$(free_port); done
 done
-upstreams=""; proxies=""
+proxies=""
 for mode in whole stream; do
-  type=application/json; [ "$mode" = stream ] && type=application/x-ndjson
-  upstreams+="server { listen 127.0.0.1:${port[up-$mode]}; keepalive_requests 1000000;
-    location / { default_type $type; root $work; rewrite ^ /$mode.json break; error_page 405 =200 /$mode.json; } }
-  "
   proxies+="upstream ollama_$mode { server 127.0.0.1:${port[up-$mode]}; keepalive 64; }
   server { listen 127.0.0.1:${port[ng-$mode]}; keepalive_requests 1000000;
     location / { proxy_pass http://ollama_$mode; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }
   "
 done
-nginx_conf() { # NAME HTTP_BLOCK
-  mkdir -p "$work/$1"
-  printf '%s\n' "daemon off; worker_processes 1; pid $work/$1/pid; error_log $work/$1/error.log crit;
-events { worker_connections 4096; }
-http { access_log off; client_body_temp_path $work/$1; proxy_temp_path $work/$1;
-  $2 }" >"$work/$1/nginx.conf"
-}
-nginx_conf up "$upstreams"
 nginx_conf ng "$proxies"
-"$nginx" -c "$work/up/nginx.conf" -p "$work/up" & pids+=($!)
 "$nginx" -c "$work/ng/nginx.conf" -p "$work/ng" & pids+=($!)
 declare -A bin=([og]=$guard [ob]=${BASELINE_BIN:-})
 for mode in whole stream; do
@@ -90,7 +43,6 @@ for mode in whole stream; do
       CACHE_BACKEND=memory RUST_LOG=warn "${bin[$t]}" >"$work/guard-$t-$mode.log" 2>&1 & pids+=($!)
   done
 done
-body() { printf '{"model":"m","stream":%s,"messages":[{"role":"user","content":"Why is the sky blue?"}]}' "$1"; }
 for mode in whole stream; do
   stream=false; [ "$mode" = stream ] && stream=true
   for t in "${targets[@]}"; do

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Instructions per request, counted by valgrind's callgrind. The count is
+# the same for the same binary and inputs whatever else the machine is
+# doing, so a before/after difference of a few percent is real where time
+# figures on a shared machine drift by more (bench/nginx.sh).
+# The proxy runs under callgrind with one serving thread, in front of the
+# fixed upstream of bench/fixed_upstream.sh, default config. After a warm-up
+# (verdicts cached) its counters are zeroed, N requests are sent (oha, 4
+# connections), and the count is read. User-space instructions only: the
+# kernel's share (the socket calls, a third of the time under load) and
+# cache misses are not in them.
+#   whole:  non-streamed /api/chat, N requests
+#   stream: a 200-frame NDJSON reply, N/10 requests
+#   bench/instructions.sh [N] (default 2000)
+# GUARD_BIN=path measures another build; BASELINE_BIN=path a second one.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+n=${1:-2000}
+if ! command -v valgrind >/dev/null; then
+  sudo_=(); [ "$(id -u)" -eq 0 ] || sudo_=(sudo -n)
+  "${sudo_[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends valgrind >/dev/null
+fi
+# shellcheck source=bench/fixed_upstream.sh
+. bench/fixed_upstream.sh
+guard=${GUARD_BIN:-target/release/ollama-guard}
+[ -n "${GUARD_BIN:-}" ] || cargo build --release --locked --bin ollama-guard 2>/dev/null
+
+send() { # PORT STREAM REQUESTS; fails on any non-200 answer
+  "$oha" -n "$3" -c 4 --no-tui --output-format json -m POST -H 'Content-Type: application/json' \
+    -d "$(body "$2")" "http://127.0.0.1:$1/api/chat" |
+    python3 -c 'import json, sys
+codes = json.load(sys.stdin)["statusCodeDistribution"]
+assert set(codes) == {"200"}, codes'
+}
+
+count() { # BIN MODE REQUESTS -> instructions per request
+  local out listen pid stream=false
+  [ "$2" = stream ] && stream=true
+  out="$work/callgrind-$(basename "$1")-$2-$RANDOM"
+  listen=$(free_port)
+  PROXY_WORKERS=1 PROXY_PORT=$listen PROXY_HOST=127.0.0.1 OLLAMA_URL=http://127.0.0.1:${port[up-$2]} \
+    CACHE_BACKEND=memory RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$out" "$1" \
+    >"$out.log" 2>&1 &
+  pid=$!
+  # Under valgrind the start takes a minute or two (the model files are
+  # checksummed without the CPU's SHA instructions).
+  until curl -fsS -o /dev/null -X POST "http://127.0.0.1:$listen/api/chat" -d "$(body $stream)" 2>/dev/null; do
+    kill -0 "$pid" 2>/dev/null || { cat "$out.log" >&2; exit 1; }
+    sleep 1
+  done
+  send "$listen" "$stream" 300
+  callgrind_control -z "$pid" >/dev/null 2>&1
+  send "$listen" "$stream" "$3"
+  callgrind_control -d "$pid" >/dev/null 2>&1
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  awk -v n="$3" '/^summary:/ {printf "%d", $2 / n}' "$out.1"
+}
+
+declare -A bin=([ollama-guard]=$guard [baseline]=${BASELINE_BIN:-})
+printf '%-13s %22s %24s\n' build "whole (instr/request)" "stream (instr/request)"
+for name in ollama-guard baseline; do
+  [ -n "${bin[$name]}" ] || continue
+  whole=$(count "${bin[$name]}" whole "$n")
+  stream=$(count "${bin[$name]}" stream $((n / 10)))
+  printf '%-13s %22s %24s\n' "$name" "$whole" "$stream"
+done
