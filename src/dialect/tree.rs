@@ -95,6 +95,8 @@ impl<'a> Tree<'a> {
         if depth > GO_MAX_DEPTH {
             return Err(format!("nested deeper than {GO_MAX_DEPTH} levels"));
         }
+        // Well under serde_json's limit, the error is the document's own
+        // (the margin: serde_json and `shape` need not count alike).
         if depth < SHALLOW - 8 {
             return Err(e.to_string());
         }
