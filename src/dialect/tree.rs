@@ -325,6 +325,46 @@ mod tests {
     }
 
     #[test]
+    fn accepts_and_reads_exactly_what_the_value_parse_does() {
+        // Frames of the four APIs, each cut short at every byte, with bytes
+        // before and after it, and with every byte replaced by each of a
+        // few that change JSON's meaning.
+        let frames: [&[u8]; 4] = [
+            br#"{"model":"m","created_at":"2026-01-01T00:00:00.1Z","message":{"role":"assistant","content":"caf\u00e9 \"x\""},"done":false}"#,
+            br#"{"id":"c1","choices":[{"index":0,"delta":{"content":"hi","tool_calls":[{"index":1,"function":{"arguments":"{\"a\":1}"}}]},"finish_reason":null}],"usage":null}"#,
+            br#"{"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"x"},"n":-1.5e3,"t":true}"#,
+            br#"[{"a":[],"b":{}},{"a\u0000":"\ud83d\ude00"},[1,2.0,-0,1e2]]"#,
+        ];
+        let swaps = b"\"\\{}[],:0u \xff\x00";
+        let mut cases = 0;
+        for frame in frames {
+            let mut variants: Vec<Vec<u8>> =
+                (0..=frame.len()).map(|n| frame[..n].to_vec()).collect();
+            for tail in [&b" "[..], b"\r\n", b" x", b"{}", b"\xef\xbb\xbf"] {
+                variants.push([frame, tail].concat());
+                variants.push([tail, frame].concat());
+            }
+            for at in 0..frame.len() {
+                for &b in swaps {
+                    let mut v = frame.to_vec();
+                    v[at] = b;
+                    variants.push(v);
+                }
+            }
+            for v in variants {
+                let (tree, value) = (Tree::parse(&v), Doc::parse(&v));
+                let shown = String::from_utf8_lossy(&v).into_owned();
+                assert_eq!(tree.is_ok(), value.is_ok(), "{shown}");
+                if let (Ok(tree), Ok(doc)) = (tree, value) {
+                    assert_eq!(tree.root.to_json(), doc.value.to_string(), "{shown}");
+                }
+                cases += 1;
+            }
+        }
+        assert!(cases > 5_000, "{cases}");
+    }
+
+    #[test]
     fn a_repeat_is_found_in_objects_of_any_size() {
         for n in [2, 15, 16, 17, 40] {
             let mut keys: Vec<String> = (0..n).map(|i| format!("\"k{i}\":{i}")).collect();
