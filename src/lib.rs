@@ -23,7 +23,7 @@
 //!   `scan::pool` runs big texts' scans off the serving threads, within a
 //!   time budget.
 //! - [`server`]: the accept loop (header read timeout, connection cap, graceful
-//!   shutdown); `api::ops::admit` sheds load past `server.max_in_flight`.
+//!   shutdown); `api::ops::gate` sheds load past `server.max_in_flight`.
 //! - [`cache`]: keys, the `VerdictStore` interface and its stores (in-process
 //!   LRU, Redis on one server, Sentinel or Cluster, none), the tiering with
 //!   single-flight, and the reports behind `/cache/*`.

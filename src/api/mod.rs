@@ -11,10 +11,10 @@
 //!    connection.
 //!
 //! Route layers (matched routes only), outermost first:
-//! 1. `ops::admit`: sheds load past `server.max_in_flight` (503).
-//! 2. `ops::track`: counts requests by route template and status and keeps
-//!    the in-flight gauge (a stream stays in flight until its body ends).
-//! 3. `access::check`: network rules, API keys, a key's concurrency slot
+//! 1. `ops::gate`: sheds load past `server.max_in_flight` (503), then
+//!    counts requests by route template and status and keeps the in-flight
+//!    gauge (a stream stays in flight until its body ends).
+//! 2. `access::check`: network rules, API keys, a key's concurrency slot
 //!    and rate limit (401, 403, 429); see `access`.
 //!
 //! Body limits are enforced by the handlers (413 in the route's error shape);
@@ -87,12 +87,10 @@ pub fn app(state: AppState) -> Router {
         }))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(CatchPanicLayer::new());
-    let metrics = state.metrics.clone();
-    let admission = ops::Admission::new(state.config.server.max_in_flight);
+    let gate = ops::Gate::new(state.config.server.max_in_flight, state.metrics.clone());
     router
         .route_layer(middleware::from_fn_with_state(state.clone(), access::check))
-        .route_layer(middleware::from_fn_with_state(metrics, ops::track))
-        .route_layer(middleware::from_fn_with_state(admission, ops::admit))
+        .route_layer(middleware::from_fn_with_state(gate, ops::gate))
         .fallback(not_found)
         .layer(layers)
         .with_state(state)

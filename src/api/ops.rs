@@ -71,62 +71,62 @@ impl Drop for InFlight {
     }
 }
 
-/// Counts requests by route template and status, and those in flight; a
-/// streamed response stays in flight until its body ends.
-pub async fn track(
-    State(metrics): State<Arc<Metrics>>,
+/// What [`gate`] needs: the cap on requests handled at once
+/// (`server.max_in_flight`) and the metrics it counts them in.
+#[derive(Clone)]
+pub struct Gate {
+    permits: Arc<tokio::sync::Semaphore>,
+    limit: usize,
+    metrics: Arc<Metrics>,
+}
+
+impl Gate {
+    pub fn new(limit: usize, metrics: Arc<Metrics>) -> Self {
+        Self {
+            permits: Arc::new(tokio::sync::Semaphore::new(limit)),
+            limit,
+            metrics,
+        }
+    }
+}
+
+/// Sheds load, then counts what it lets in. One layer for both: each
+/// `from_fn` layer clones and boxes its inner service for every request.
+/// - A request beyond `server.max_in_flight` gets 503 with `Retry-After: 1`
+///   at once, in its route's error shape, instead of queueing behind the
+///   others (it is not counted below). `/health`, `/ready` and `/metrics`
+///   are always answered.
+/// - Requests are counted by route template and status, and those in
+///   flight.
+///
+/// A request holds its place and stays in flight until its response body
+/// ends (a stream, until its last frame).
+pub async fn gate(
+    State(gate): State<Gate>,
     matched: Option<MatchedPath>,
     req: Request,
     next: Next,
 ) -> Response {
-    let route = matched
-        .as_ref()
-        .map_or("unmatched", MatchedPath::as_str)
-        .to_string();
+    let path = req.uri().path();
+    let permit = if matches!(path, "/health" | "/ready" | "/metrics") {
+        None
+    } else {
+        let Ok(permit) = gate.permits.clone().try_acquire_owned() else {
+            let dialect = crate::dialect::Dialect::of_path(path);
+            return crate::error::ProxyError::Busy { limit: gate.limit }
+                .in_dialect(dialect)
+                .into_response();
+        };
+        Some(permit)
+    };
+    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let metrics = &gate.metrics;
     metrics.in_flight.inc();
-    let guard = InFlight(metrics.clone());
+    let in_flight = InFlight(metrics.clone());
     let response = next.run(req).await;
     metrics
         .requests
-        .with_label_values(&[route.as_str(), response.status().as_str()])
+        .with_label_values(&[route, response.status().as_str()])
         .inc();
-    super::held::hold(response, guard)
-}
-
-/// The cap on requests handled at once (`server.max_in_flight`).
-#[derive(Clone)]
-pub struct Admission {
-    permits: Arc<tokio::sync::Semaphore>,
-    limit: usize,
-}
-
-impl Admission {
-    pub fn new(limit: usize) -> Self {
-        Self {
-            permits: Arc::new(tokio::sync::Semaphore::new(limit)),
-            limit,
-        }
-    }
-}
-
-/// Sheds load: a request beyond `server.max_in_flight` gets 503 with
-/// `Retry-After: 1` at once, in its route's error shape, instead of queueing
-/// behind the others. A request counts until its response body ends (a
-/// stream, until its last frame). `/health`, `/ready` and `/metrics` are
-/// always answered.
-pub async fn admit(State(admission): State<Admission>, req: Request, next: Next) -> Response {
-    let path = req.uri().path();
-    if matches!(path, "/health" | "/ready" | "/metrics") {
-        return next.run(req).await;
-    }
-    let Ok(permit) = admission.permits.clone().try_acquire_owned() else {
-        let dialect = crate::dialect::Dialect::of_path(path);
-        return crate::error::ProxyError::Busy {
-            limit: admission.limit,
-        }
-        .in_dialect(dialect)
-        .into_response();
-    };
-    let response = next.run(req).await;
-    super::held::hold(response, permit)
+    super::held::hold(response, (in_flight, permit))
 }
