@@ -38,14 +38,12 @@ pub struct OutText {
 /// client appends is not a string (a client would join or stringify it in
 /// ways no scan saw).
 pub fn texts(route: Route, doc: &Node, withheld: Withheld) -> Result<Vec<OutText>, String> {
-    let mut out = Vec::new();
     let mut path = Vec::new();
-    let mut wrong = None;
     let mut walker = Walker {
         route,
         doc,
-        out: &mut out,
-        wrong: &mut wrong,
+        out: Vec::new(),
+        wrong: None,
     };
     match doc {
         // The top level by hand, to leave out what is withheld.
@@ -56,9 +54,9 @@ pub fn texts(route: Route, doc: &Node, withheld: Withheld) -> Result<Vec<OutText
         }
         _ => walker.walk(doc, &mut path, false),
     }
-    match wrong {
+    match walker.wrong {
         Some(p) => Err(format!("`{p}` is not a string")),
-        None => Ok(out),
+        None => Ok(walker.out),
     }
 }
 
@@ -102,19 +100,19 @@ fn is_data(key: &str) -> bool {
 
 /// The walk over one document: where texts go, and the first appended
 /// field found with the wrong type.
-struct Walker<'d, 'o> {
+struct Walker<'d> {
     route: Route,
     doc: &'d Node<'d>,
-    out: &'o mut Vec<OutText>,
-    wrong: &'o mut Option<String>,
+    out: Vec<OutText>,
+    wrong: Option<String>,
 }
 
-impl<'d> Walker<'d, '_> {
+impl<'d> Walker<'d> {
     fn walk(&mut self, value: &'d Node<'d>, path: &mut Vec<Step<'d>>, data: bool) {
         if matches!(value, Node::Array(_) | Node::Object(_))
             && field(self.route, self.doc, path).is_some()
         {
-            *self.wrong = Some(pointer(path));
+            self.wrong = Some(pointer(path));
             return;
         }
         stacker::maybe_grow(64 * 1024, 1024 * 1024, || match value {

@@ -59,8 +59,8 @@ pub const FIRST_JUDGE_BYTES: usize = 64;
 #[derive(Clone, Copy, Debug)]
 pub struct Options {
     pub overlap_bytes: usize,
-    pub allow_context: bool,
-    pub allow_debug_info: bool,
+    /// What the client gets only when the operator allows it.
+    pub withheld: Withheld,
     /// Largest interval between judgements of a stream field; 0: judge
     /// only the whole field at the end (the stream is held until then).
     pub judge_every_bytes: usize,
@@ -183,19 +183,12 @@ impl ReplyGuard {
             .count_blocks(Direction::Output, &[name.to_string()]);
     }
 
-    fn withheld(&self) -> Withheld {
-        Withheld {
-            allow_context: self.options.allow_context,
-            allow_debug_info: self.options.allow_debug_info,
-        }
-    }
-
     /// Adds a frame, `doc` being its parsed payload; true when it ends the
     /// reply. An error when the frame's texts have the wrong types
     /// (unreadable output).
     pub fn push(&mut self, raw: Bytes, doc: &Tree) -> Result<bool, String> {
         let is_final = output::is_final_frame(self.route, &doc.root);
-        let withheld = self.withheld();
+        let withheld = self.options.withheld;
         let stripped = withheld.finds(&doc.root);
         let texts = deep(doc.depth, || output::texts(self.route, &doc.root, withheld))?;
         let seq = self.first + self.frames.len() as u64;
@@ -530,7 +523,7 @@ impl ReplyGuard {
             })?,
             Payload::Done | Payload::Empty => return Ok(frame.raw),
         };
-        self.withheld().strip(&mut doc.value);
+        self.options.withheld.strip(&mut doc.value);
         let rewrites: Vec<Rewrite> = frame
             .pieces
             .iter()

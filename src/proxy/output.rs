@@ -16,6 +16,7 @@ use crate::AppState;
 use crate::config::FailMode;
 use crate::dialect::Route;
 use crate::dialect::codec::Framing;
+use crate::dialect::output::Withheld;
 use crate::dialect::tree::Tree;
 use crate::error::ProxyError;
 use crate::guard::output::{Blocked, Options, ReplyGuard};
@@ -65,8 +66,10 @@ pub async fn guard(
         framing.unwrap_or(Framing::Ndjson),
         Options {
             overlap_bytes: g.stream.overlap_bytes,
-            allow_context: g.allow_context,
-            allow_debug_info: g.allow_debug_info,
+            withheld: Withheld {
+                allow_context: g.allow_context,
+                allow_debug_info: g.allow_debug_info,
+            },
             judge_every_bytes: g.stream.judge_every_bytes,
         },
         reply.overhead.take(),

@@ -75,8 +75,7 @@ fn judged_guard(judge_every_bytes: usize) -> (ReplyGuard, Asked) {
     out.pipeline = Arc::new(pipeline);
     let options = Options {
         overlap_bytes: 256,
-        allow_context: false,
-        allow_debug_info: false,
+        withheld: Withheld::default(),
         judge_every_bytes,
     };
     let g = ReplyGuard::new(

@@ -13,8 +13,7 @@ fn guard_with(yaml: &str, route: Route) -> ReplyGuard {
     let guard = Guard::new(&config, Arc::new(cache), metrics).expect("guard");
     let options = Options {
         overlap_bytes: 256,
-        allow_context: false,
-        allow_debug_info: false,
+        withheld: Withheld::default(),
         judge_every_bytes: 512,
     };
     ReplyGuard::new(Arc::new(guard), route, Framing::Ndjson, options, None, None)
