@@ -69,17 +69,7 @@ pub struct Doc {
 
 impl Doc {
     pub fn parse(bytes: &[u8]) -> Result<Self, String> {
-        let depth = shape(bytes).depth;
-        if depth > GO_MAX_DEPTH {
-            return Err(format!("nested deeper than {GO_MAX_DEPTH} levels"));
-        }
-        let parse = || {
-            let mut de = serde_json::Deserializer::from_slice(bytes);
-            de.disable_recursion_limit();
-            let value = Strict::deserialize(&mut de).map(|s| s.0)?;
-            de.end().map(|()| value)
-        };
-        let value = deep(depth, parse).map_err(|e| e.to_string())?;
+        let (value, depth) = read_document(bytes, |de| Strict::deserialize(de).map(|s| s.0))?;
         Ok(Self { value, depth })
     }
 
@@ -102,6 +92,45 @@ impl Drop for Doc {
             }
         }
     }
+}
+
+type SliceDeserializer<'a> = serde_json::Deserializer<serde_json::de::SliceRead<'a>>;
+
+/// Reads `bytes` as one JSON document with `read`, nesting up to
+/// [`GO_MAX_DEPTH`], nothing after it; with its nesting depth when that is
+/// [`SHALLOW`] or more (0 for a shallow one: not counted).
+///
+/// Nearly every document nests far less than serde_json's own limit (128
+/// levels): it is read at once. Only one that fails is measured, and read
+/// again with stack to spare if it was too deep for that.
+pub(crate) fn read_document<'a, T>(
+    bytes: &'a [u8],
+    read: impl Fn(&mut SliceDeserializer<'a>) -> serde_json::Result<T>,
+) -> Result<(T, usize), String> {
+    let whole = |de: &mut SliceDeserializer<'a>| {
+        let value = read(de)?;
+        de.end().map(|()| value)
+    };
+    let e = match whole(&mut serde_json::Deserializer::from_slice(bytes)) {
+        Ok(value) => return Ok((value, 0)),
+        Err(e) => e,
+    };
+    let depth = shape(bytes).depth;
+    if depth > GO_MAX_DEPTH {
+        return Err(format!("nested deeper than {GO_MAX_DEPTH} levels"));
+    }
+    // Well under serde_json's limit, the error is the document's own (the
+    // margin: serde_json and `shape` need not count alike).
+    if depth < SHALLOW - 8 {
+        return Err(e.to_string());
+    }
+    let parse = || {
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        de.disable_recursion_limit();
+        whole(&mut de)
+    };
+    let value = deep(depth, parse).map_err(|e| e.to_string())?;
+    Ok((value, depth))
 }
 
 /// Runs `f` with room for `depth` levels of recursion.

@@ -16,7 +16,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visit
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::Number;
 
-use super::gojson::{GO_MAX_DEPTH, SHALLOW, deep, shape};
+use super::gojson::{SHALLOW, read_document};
 
 /// One JSON value, borrowing its strings where it can.
 #[derive(Debug, PartialEq)]
@@ -79,33 +79,7 @@ pub struct Tree<'a> {
 impl<'a> Tree<'a> {
     /// Parses `bytes`, refusing what [`Doc::parse`](super::gojson::Doc::parse) refuses.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, String> {
-        // Nearly every document nests far less than serde_json's own limit
-        // (128 levels): parsed at once. Only one that fails is measured,
-        // and parsed again with stack to spare if it was too deep for that.
-        let read = |de: &mut serde_json::Deserializer<_>| {
-            let root = de.deserialize_any(NodeVisitor)?;
-            de.end().map(|()| root)
-        };
-        let quick = read(&mut serde_json::Deserializer::from_slice(bytes));
-        let e = match quick {
-            Ok(root) => return Ok(Self { root, depth: 0 }),
-            Err(e) => e,
-        };
-        let depth = shape(bytes).depth;
-        if depth > GO_MAX_DEPTH {
-            return Err(format!("nested deeper than {GO_MAX_DEPTH} levels"));
-        }
-        // Well under serde_json's limit, the error is the document's own
-        // (the margin: serde_json and `shape` need not count alike).
-        if depth < SHALLOW - 8 {
-            return Err(e.to_string());
-        }
-        let parse = || {
-            let mut de = serde_json::Deserializer::from_slice(bytes);
-            de.disable_recursion_limit();
-            read(&mut de)
-        };
-        let root = deep(depth, parse).map_err(|e| e.to_string())?;
+        let (root, depth) = read_document(bytes, |de| de.deserialize_any(NodeVisitor))?;
         Ok(Self { root, depth })
     }
 }
@@ -282,7 +256,7 @@ impl Serialize for Node<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dialect::gojson::Doc;
+    use crate::dialect::gojson::{Doc, GO_MAX_DEPTH};
 
     #[test]
     fn strings_without_escapes_are_borrowed() {
