@@ -75,6 +75,8 @@ fn pointer(path: &[Step]) -> String {
     for step in path {
         p.push('/');
         match step {
+            // Nearly every key needs no escape: copied whole.
+            Step::Key(k) if memchr::memchr2(b'~', b'/', k.as_bytes()).is_none() => p.push_str(k),
             Step::Key(k) => {
                 for c in k.chars() {
                     match c {

@@ -178,3 +178,23 @@ fn context_and_debug_info_are_withheld_unless_allowed() {
     assert!(!open.strip(&mut b));
     assert_eq!(b, frame);
 }
+
+#[test]
+fn pointers_escape_tilde_and_slash_in_keys() {
+    let doc = json!({"response": "", "a/b": {"c~d": ["x", {"plain": "y"}]}});
+    let got: Vec<(String, String)> = texts_of(Route::Generate, &doc)
+        .expect("well typed")
+        .into_iter()
+        .map(|t| (t.pointer, t.text))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("/a~1b".into(), "a/b".into()),
+            ("/a~1b/c~0d".into(), "c~d".into()),
+            ("/a~1b/c~0d/0".into(), "x".into()),
+            ("/a~1b/c~0d/1/plain".into(), "plain".into()),
+            ("/a~1b/c~0d/1/plain".into(), "y".into()),
+        ]
+    );
+}
