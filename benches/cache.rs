@@ -66,13 +66,13 @@ async fn lookups(redis_url: &str, upstream: &str) {
         l2.put(&key(i), &verdict).await;
     }
     let (_, _) = cache
-        .get_or_scan(key(0), async { Ok(Verdict::default()) })
+        .get_or_scan(key(0), || async { Ok(Verdict::default()) })
         .await;
     let mut l1 = Vec::new();
     for _ in 0..20_000 {
         let started = Instant::now();
         let (v, _) = cache
-            .get_or_scan(key(0), async { Ok(Verdict::default()) })
+            .get_or_scan(key(0), || async { Ok(Verdict::default()) })
             .await;
         l1.push(started.elapsed());
         assert!(v.is_ok());

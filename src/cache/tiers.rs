@@ -5,6 +5,9 @@
 
 use std::future::Future;
 use std::sync::Arc;
+
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
 use std::time::Duration;
 
 use super::flight::Flights;
@@ -128,32 +131,41 @@ impl VerdictCache {
         }
     }
 
-    /// The verdict for `key`, from a tier or by running `scan` (once, however
-    /// many callers ask for the same key at the same time).
-    pub async fn get_or_scan<F>(
+    /// The verdict for `key`, from a tier or by running the scan `make_scan`
+    /// makes (once, however many callers ask for the same key at the same
+    /// time).
+    pub async fn get_or_scan<M, F>(
         &self,
         key: CacheKey,
-        scan: F,
+        make_scan: M,
     ) -> (Result<Arc<Verdict>, ScanError>, Tier)
     where
+        M: FnOnce() -> F,
         F: Future<Output = Result<Verdict, ScanError>> + Send + 'static,
     {
-        self.get_or_scan_costing(key, None, scan).await
+        self.get_or_scan_costing(key, None, make_scan).await
     }
 
-    /// [`VerdictCache::get_or_scan`], knowing what `scan` has cost lately:
-    /// the shared store is not waited on for longer.
-    pub async fn get_or_scan_costing<F>(
+    /// [`VerdictCache::get_or_scan`], knowing what the scan has cost
+    /// lately: the shared store is not waited on for longer.
+    ///
+    /// The scan is made only on a miss, and the miss's work (store reads,
+    /// the scan) is boxed there: a scan future is kilobytes, and held
+    /// inline it made every request's future as big, copied whole each
+    /// time a layer moved it (a hit's cost was mostly those copies).
+    pub async fn get_or_scan_costing<M, F>(
         &self,
         key: CacheKey,
         scan_cost: Option<Duration>,
-        scan: F,
+        make_scan: M,
     ) -> (Result<Arc<Verdict>, ScanError>, Tier)
     where
+        M: FnOnce() -> F,
         F: Future<Output = Result<Verdict, ScanError>> + Send + 'static,
     {
         if !self.enabled {
             self.counters.scans.inc();
+            let scan: BoxFuture<'static, _> = make_scan().boxed();
             return (scan.await.map(Arc::new), Tier::Off);
         }
         // The hit path: memory answers at once, nothing is allocated.
@@ -165,8 +177,9 @@ impl VerdictCache {
             (self.local.clone(), self.shared.clone()),
             self.counters.clone(),
             (key.clone(), scan_cost),
-            scan,
-        );
+            make_scan(),
+        )
+        .boxed();
         let (result, _leader) = self.flights.run(key, work).await;
         let counter = match &result {
             Ok((_, Tier::L2)) => &self.counters.l2_hits,

@@ -216,19 +216,20 @@ impl Guard {
             Direction::Output => Turn::Reply(prompt.cloned()),
         };
         let cost = pipeline.expected_cost();
-        let (pipeline, metrics, pool) = (pipeline.clone(), self.metrics.clone(), self.pool.clone());
-        let owned = text.to_string();
         let runs: Arc<std::sync::Mutex<Option<Vec<Run>>>> = Arc::default();
-        let slot = runs.clone();
-        let (result, tier) = self
-            .cache
-            .get_or_scan_costing(key, cost, async move {
+        // Made only on a miss: a hit copies neither the text nor the handles.
+        let make_scan = || {
+            let (pipeline, metrics, pool) =
+                (pipeline.clone(), self.metrics.clone(), self.pool.clone());
+            let (owned, slot) = (text.to_string(), runs.clone());
+            async move {
                 let scanned = pool.scan_turn(&pipeline, &owned, &turn).await?;
                 metrics.observe_scan(direction, &scanned.runs);
                 *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(scanned.runs);
                 Ok(scanned.verdict)
-            })
-            .await;
+            }
+        };
+        let (result, tier) = self.cache.get_or_scan_costing(key, cost, make_scan).await;
         let runs = runs.lock().unwrap_or_else(|p| p.into_inner()).take();
         (result, tier, runs)
     }
