@@ -7,6 +7,9 @@
 # prompt). oha with 32 connections; rounds interleaved, medians printed.
 #   whole:  non-streamed /api/chat: max requests/s, then p50 at a fixed 2,000 req/s
 #   stream: a 200-chunk NDJSON reply: max requests/s x 200 = chunks/s
+#   CPU per request: the proxy's user + system time (/proc/PID/stat) over
+#   the max-rate runs, divided by the requests served (nginx: its worker).
+#   Less sensitive than requests/s to what else the machine is doing.
 # Installs nginx (Debian) and oha (crates.io, into target/tools) when missing.
 #   bench/nginx.sh [SECONDS_PER_ROUND] (default 10) [ROUNDS] (default 3)
 # GUARD_BIN=path measures another ollama-guard binary (an older build);
@@ -35,12 +38,14 @@ for mode in whole stream; do
 done
 nginx_conf ng "$proxies"
 "$nginx" -c "$work/ng/nginx.conf" -p "$work/ng" & pids+=($!)
+declare -A proc # the process whose CPU time counts, by target and mode
 declare -A bin=([og]=$guard [ob]=${BASELINE_BIN:-})
 for mode in whole stream; do
   for t in og ob; do
     [ -n "${bin[$t]}" ] || continue
     PROXY_PORT=${port[$t-$mode]} PROXY_HOST=127.0.0.1 OLLAMA_URL=http://127.0.0.1:${port[up-$mode]} \
       CACHE_BACKEND=memory RUST_LOG=warn "${bin[$t]}" >"$work/guard-$t-$mode.log" 2>&1 & pids+=($!)
+    proc[$t-$mode]=$!
   done
 done
 for mode in whole stream; do
@@ -51,8 +56,13 @@ for mode in whole stream; do
     [ "$mode" = whole ] || [ "$lines" -eq 200 ] || { echo "$t answered $lines lines, not 200" >&2; exit 1; }
   done
 done
+# nginx serves both modes from its one worker.
+proc[ng-whole]=$(pgrep -P "$(cat "$work/ng/pid")")
+proc[ng-stream]=${proc[ng-whole]}
+ticks=$(getconf CLK_TCK)
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; } # user + system, in ticks
 
-load() { # PORT STREAM [QPS] -> "rps p50_ms"; fails on any non-200 answer
+load() { # PORT STREAM [QPS] -> "rps p50_ms requests"; fails on any non-200 answer
   local extra=(); [ -n "${3:-}" ] && extra=(-q "$3")
   "$oha" -z "${secs}s" -c 32 "${extra[@]}" --no-tui --output-format json -m POST \
     -H 'Content-Type: application/json' -d "$(body "$2")" "http://127.0.0.1:$1/api/chat" |
@@ -60,26 +70,35 @@ load() { # PORT STREAM [QPS] -> "rps p50_ms"; fails on any non-200 answer
 d = json.load(sys.stdin)
 codes = d["statusCodeDistribution"]
 assert set(codes) == {"200"} and d["summary"]["successRate"] == 1.0, codes
-print(round(d["summary"]["requestsPerSec"]), round(d["latencyPercentiles"]["p50"] * 1000, 3))'
+print(round(d["summary"]["requestsPerSec"]), round(d["latencyPercentiles"]["p50"] * 1000, 3), codes["200"])'
+}
+maxload() { # TARGET MODE -> "rps us_cpu_per_request" ("-" for direct)
+  local c0="" rps n stream=false
+  [ "$2" = stream ] && stream=true
+  [ "$1" = up ] || c0=$(cpu "${proc[$1-$2]}")
+  read -r rps _ n <<<"$(load "${port[$1-$2]}" "$stream")"
+  if [ -z "$c0" ]; then echo "$rps -"; else
+    python3 -c "print($rps, round(($(cpu "${proc[$1-$2]}") - $c0) / $ticks / $n * 1e6, 1))"
+  fi
 }
 declare -A res
 declare -A names=([up]=direct [ng]=nginx [og]=ollama-guard [ob]=baseline)
 for round in $(seq "$rounds"); do
   for t in "${targets[@]}"; do
-    read -r r _ <<<"$(load "${port[$t-whole]}" false)"; res[$t-max]+=" $r"
-    read -r _ l <<<"$(load "${port[$t-whole]}" false 2000)"; res[$t-p50]+=" $l"
-    read -r s _ <<<"$(load "${port[$t-stream]}" true)"; res[$t-stream]+=" $s"
-    echo "round $round  ${names[$t]}: $r req/s, p50 $l ms at 2k req/s, stream $((s * 200)) chunks/s"
+    read -r r cw <<<"$(maxload "$t" whole)"; res[$t-max]+=" $r"; res[$t-cw]+=" $cw"
+    read -r _ l _ <<<"$(load "${port[$t-whole]}" false 2000)"; res[$t-p50]+=" $l"
+    read -r s cs <<<"$(maxload "$t" stream)"; res[$t-stream]+=" $s"; res[$t-cs]+=" $cs"
+    echo "round $round  ${names[$t]}: $r req/s ($cw µs CPU each), p50 $l ms at 2k req/s, stream $((s * 200)) chunks/s ($cs µs CPU a stream)"
   done
 done
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 declare -A med
-for t in "${targets[@]}"; do for k in max p50 stream; do med[$t-$k]=$(median <<<"${res[$t-$k]}"); done; done
+for t in "${targets[@]}"; do for k in max p50 stream cw cs; do med[$t-$k]=$(median <<<"${res[$t-$k]}"); done; done
 echo
-printf '%-13s %10s %14s %14s %15s\n' path "max req/s" "p50 @2k (ms)" "added p50" "stream chunk/s"
+printf '%-13s %10s %14s %14s %15s %14s %15s\n' path "max req/s" "p50 @2k (ms)" "added p50" "stream chunk/s" "CPU µs/req" "CPU µs/stream"
 for t in "${targets[@]}"; do
   added=$(python3 -c "print(f'{${med[$t-p50]} - ${med[up-p50]}:+.3f}')")
-  printf '%-13s %10s %14s %14s %15s\n' "${names[$t]}" "${med[$t-max]}" "${med[$t-p50]}" "$added" "$((med[$t-stream] * 200))"
+  printf '%-13s %10s %14s %14s %15s %14s %15s\n' "${names[$t]}" "${med[$t-max]}" "${med[$t-p50]}" "$added" "$((med[$t-stream] * 200))" "${med[$t-cw]:--}" "${med[$t-cs]:--}"
 done
 python3 -c "print(f'ollama-guard / nginx: max req/s {${med[og-max]} / ${med[ng-max]}:.2f}x, stream chunks/s {${med[og-stream]} / ${med[ng-stream]}:.2f}x')"
 if [ -n "${BASELINE_BIN:-}" ]; then
