@@ -409,8 +409,8 @@ mod tests {
             assert!(err.starts_with("invalid UTF-8 at byte "), "{err}");
             assert!(Doc::parse(bad).is_err(), "{shown}");
         }
-        // A lone surrogate is valid UTF-8 as an escape, and serde_json
-        // refuses it.
+        // A lone surrogate written as an escape is ASCII, so it passes the
+        // check; serde_json refuses it.
         assert!(parse(br#"{"a":"\ud800"}"#).is_err());
         let good = "{\"caf\u{e9}\":\"\u{1F999} \u{2028}\"}";
         assert_eq!(
