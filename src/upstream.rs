@@ -110,6 +110,12 @@ impl UpstreamResponse {
         self.response.headers()
     }
 
+    /// The headers, taken out instead of cloned: [`Self::headers`] is
+    /// empty after.
+    pub fn take_headers(&mut self) -> HeaderMap {
+        std::mem::take(self.response.headers_mut())
+    }
+
     /// The declared `Content-Length`, if any.
     pub fn content_length(&self) -> Option<u64> {
         self.headers()
@@ -256,9 +262,9 @@ fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
 
 /// The upstream response as ours: same status and headers, body streamed
 /// through chunk by chunk.
-pub fn relay(upstream: UpstreamResponse) -> Response<Body> {
+pub fn relay(mut upstream: UpstreamResponse) -> Response<Body> {
     let status = upstream.status();
-    let mut headers = upstream.headers().clone();
+    let mut headers = upstream.take_headers();
     strip_hop_headers(&mut headers);
     let body = Body::from_stream(upstream.chunks());
     let mut out = Response::new(body);

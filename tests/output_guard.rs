@@ -251,3 +251,36 @@ async fn a_whole_reply_keeps_a_content_length_as_ollama_sends_it() {
     let reply: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(reply["message"]["content"], "A plain answer.");
 }
+
+#[tokio::test]
+async fn a_whole_reply_keeps_the_upstreams_headers_but_hop_by_hop_ones() {
+    // The scanned reply carries Ollama's own headers, as they were sent:
+    // its content type exactly, any other header, and not the headers
+    // that describe only the upstream hop.
+    let (fake, proxy) = stack(SCANNERS).await;
+    let reply = json!({"model": "m", "created_at": "t", "done": true,
+        "message": {"role": "assistant", "content": "A plain answer."}});
+    fake.script(|s| {
+        s.raw = Some(common::fake_ollama::Raw {
+            status: 200,
+            headers: [
+                ("content-type", "application/json; charset=utf-8"),
+                ("x-ollama-note", "kept"),
+                ("keep-alive", "timeout=5"),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .to_vec(),
+            chunks: vec![reply.to_string().into_bytes()],
+            end: common::fake_ollama::RawEnd::Complete,
+        })
+    });
+    let resp = post(&proxy.url, "/api/chat", &chat(false)).await;
+    assert_eq!(resp.status(), 200);
+    let headers = resp.headers().clone();
+    assert_eq!(headers["content-type"], "application/json; charset=utf-8");
+    assert_eq!(headers["x-ollama-note"], "kept");
+    assert!(headers.get("keep-alive").is_none());
+    let body = resp.bytes().await.unwrap();
+    assert_eq!(headers["content-length"], body.len().to_string().as_str());
+    assert_eq!(serde_json::from_slice::<Value>(&body).unwrap(), reply);
+}

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
@@ -42,23 +42,19 @@ pub struct Reply {
 pub async fn guard(
     state: &AppState,
     mut reply: Reply,
-    upstream: UpstreamResponse,
+    mut upstream: UpstreamResponse,
 ) -> Result<Response, ProxyError> {
     let headers = upstream.headers();
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
+    let framing = Framing::from_content_type(
+        headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(""),
+    );
     let encoded = headers
         .get(header::CONTENT_ENCODING)
         .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
-    let status = upstream.status();
-    let mut headers = upstream.headers().clone();
-    strip_hop_headers(&mut headers);
-    headers.remove(header::CONTENT_LENGTH);
     let route = reply.route;
-    let framing = Framing::from_content_type(&content_type);
     let g = &state.config.guard;
     let reply_guard = ReplyGuard::new(
         state.guard.clone(),
@@ -87,12 +83,17 @@ pub async fn guard(
         )
         .await;
     }
+    let status = upstream.status();
+    let declared = upstream.content_length();
+    let mut headers = upstream.take_headers();
+    strip_hop_headers(&mut headers);
+    headers.remove(header::CONTENT_LENGTH);
     if let Some(framing) = framing {
         let ctx = stream::StreamContext {
             route,
             framing,
             guard: reply_guard,
-            config: std::sync::Arc::new(g.clone()),
+            config: state.config.clone(),
             model: reply.model,
             include_usage: reply.include_usage,
             closing: state.closing.subscribe(),
@@ -107,7 +108,7 @@ pub async fn guard(
         *response.headers_mut() = headers;
         return Ok(response);
     }
-    let body = read_upstream(upstream).await?;
+    let body = read_upstream(upstream, declared).await?;
     whole(state, &reply, reply_guard, status, headers, body).await
 }
 
@@ -124,7 +125,7 @@ async fn whole(
         return unreadable_body(state, reply, guard, status, headers, body, &e);
     }
     match guard.settle(true).await {
-        Ok(bytes) => Ok((status, headers, bytes).into_response()),
+        Ok(bytes) => Ok(response(status, headers, bytes)),
         Err(Blocked(scanners)) => {
             tracing::info!(route = reply.route.path(), scanners = ?scanners, "output blocked");
             let g = &state.config.guard;
@@ -151,7 +152,7 @@ fn unreadable_body(
 ) -> Result<Response, ProxyError> {
     if guard.fail_mode() == FailMode::Open {
         tracing::warn!(route = reply.route.path(), error = %why, "unreadable model response passed unscanned (fail_mode: open)");
-        return Ok((status, headers, body).into_response());
+        return Ok(response(status, headers, body));
     }
     tracing::warn!(route = reply.route.path(), error = %why, "unreadable model response; blocking (fail_mode: closed)");
     guard.count_block("unreadable_output");
@@ -169,12 +170,9 @@ async fn unreadable(
     state: &AppState,
     reply: &Reply,
     guard: ReplyGuard,
-    upstream: UpstreamResponse,
+    mut upstream: UpstreamResponse,
     what: &str,
 ) -> Result<Response, ProxyError> {
-    let status = upstream.status();
-    let mut headers = upstream.headers().clone();
-    strip_hop_headers(&mut headers);
     if guard.fail_mode() == FailMode::Open {
         tracing::warn!(
             route = reply.route.path(),
@@ -182,16 +180,30 @@ async fn unreadable(
         );
         return Ok(crate::upstream::relay(upstream));
     }
+    let status = upstream.status();
+    let mut headers = upstream.take_headers();
+    strip_hop_headers(&mut headers);
     headers.remove(header::CONTENT_LENGTH);
     unreadable_body(state, reply, guard, status, headers, Bytes::new(), what)
 }
 
-/// The whole body, counting the bytes actually read against the limit.
-async fn read_upstream(upstream: UpstreamResponse) -> Result<Bytes, ProxyError> {
-    if upstream
-        .content_length()
-        .is_some_and(|n| n > MAX_RESPONSE_BYTES as u64)
-    {
+/// A whole reply with the upstream's headers as they are (hop-by-hop ones
+/// removed). Built directly: axum's `(status, headers, body)` inserts each
+/// header again into a new map.
+fn response(status: StatusCode, headers: HeaderMap, body: Bytes) -> Response {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
+}
+
+/// The whole body, counting the bytes actually read against the limit
+/// (`declared`: its `Content-Length`, refused at once when over).
+async fn read_upstream(
+    upstream: UpstreamResponse,
+    declared: Option<u64>,
+) -> Result<Bytes, ProxyError> {
+    if declared.is_some_and(|n| n > MAX_RESPONSE_BYTES as u64) {
         return Err(ProxyError::BadUpstream);
     }
     let mut body = BytesMut::new();
