@@ -10,7 +10,9 @@ use std::str::FromStr;
 
 use axum::body::Body;
 use axum::http::uri::{Authority, PathAndQuery, Scheme};
-use axum::http::{HeaderMap, HeaderName, Method, Request, Response, StatusCode, Uri, header};
+use axum::http::{
+    HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, header,
+};
 use bytes::Bytes;
 use futures_util::Stream;
 use http_body_util::BodyExt;
@@ -66,6 +68,9 @@ pub struct Upstream {
     /// Scheme and authority, parsed once: a request only adds its path.
     scheme: Scheme,
     authority: Authority,
+    /// The `Host` header every request gets, made once: hyper's client
+    /// would otherwise format one for each request (2 k instructions).
+    host: HeaderValue,
     /// The base URL's own path (Ollama behind a path prefix), no trailing
     /// slash; usually empty.
     prefix: String,
@@ -156,6 +161,7 @@ impl Upstream {
         else {
             anyhow::bail!("ollama.url: {base} has no scheme or host");
         };
+        let host = host_header(&uri)?;
         let client = || -> anyhow::Result<Client> {
             let mut http = HttpConnector::new();
             http.enforce_http(false);
@@ -180,6 +186,7 @@ impl Upstream {
             base,
             scheme,
             authority,
+            host,
             prefix,
             response_timeout: secs(config.response_timeout_secs),
             idle_timeout: secs(config.idle_timeout_secs),
@@ -219,6 +226,7 @@ impl Upstream {
         body: Body,
     ) -> Result<UpstreamResponse, ProxyError> {
         strip_hop_headers(&mut headers);
+        headers.insert(header::HOST, self.host.clone());
         let mut request = Request::new(body);
         *request.method_mut() = method;
         *request.uri_mut() = self.uri(path_and_query)?;
@@ -262,6 +270,22 @@ fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
 
 /// The upstream response as ours: same status and headers, body streamed
 /// through chunk by chunk.
+/// `Host` for `uri` as hyper's client writes it: the host, with the port
+/// unless it is the scheme's default.
+fn host_header(uri: &Uri) -> anyhow::Result<HeaderValue> {
+    let host = uri.host().unwrap_or_default();
+    let default = if uri.scheme() == Some(&Scheme::HTTPS) {
+        443
+    } else {
+        80
+    };
+    let value = match uri.port_u16() {
+        Some(port) if port != default => format!("{host}:{port}"),
+        _ => host.to_string(),
+    };
+    Ok(HeaderValue::from_str(&value)?)
+}
+
 pub fn relay(mut upstream: UpstreamResponse) -> Response<Body> {
     let status = upstream.status();
     let mut headers = upstream.take_headers();
@@ -300,6 +324,23 @@ mod tests {
             "https://gpu.example:8443/ollama/api/blobs/sha256:ab?q"
         );
         assert_eq!(prefixed.base_url(), "https://gpu.example:8443/ollama");
+    }
+
+    #[test]
+    fn the_host_header_is_the_upstreams_with_a_port_unless_the_default() {
+        for (url, host) in [
+            ("http://127.0.0.1:11434/", "127.0.0.1:11434"),
+            ("http://ollama", "ollama"),
+            ("http://ollama:80", "ollama"),
+            ("http://ollama:443", "ollama:443"),
+            ("https://gpu.example:8443/ollama/", "gpu.example:8443"),
+            ("https://gpu.example:443", "gpu.example"),
+            ("https://gpu.example:80", "gpu.example:80"),
+            ("http://[::1]:11434", "[::1]:11434"),
+            ("http://user:secret@ollama:11434", "ollama:11434"),
+        ] {
+            assert_eq!(upstream(url).host, host, "{url}");
+        }
     }
 
     #[test]

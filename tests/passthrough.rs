@@ -271,3 +271,32 @@ async fn health_answers_without_ollama() {
             .contains_key("x-request-id")
     );
 }
+
+#[tokio::test]
+async fn ollama_gets_its_own_host_not_the_clients() {
+    // The client's Host names the proxy; the upstream is told its own name,
+    // on guarded and passed-through routes alike.
+    let (fake, proxy) = stack(SCANNERS).await;
+    for (method, path, body) in [
+        (
+            Method::POST,
+            "/api/generate",
+            Some(r#"{"model":"m","prompt":"hi","stream":false}"#),
+        ),
+        (Method::GET, "/api/tags", None),
+    ] {
+        let mut req = client()
+            .request(method, format!("{}{path}", proxy.url))
+            .header("host", "guard.example:8080");
+        if let Some(b) = body {
+            req = req.body(b);
+        }
+        assert_eq!(req.send().await.unwrap().status(), 200, "{path}");
+    }
+    let want = fake.addr.to_string();
+    assert_eq!(fake.calls().len(), 2);
+    for call in fake.calls() {
+        let hosts: Vec<_> = call.headers.get_all("host").iter().collect();
+        assert_eq!(hosts, [want.as_str()], "{}", call.path);
+    }
+}
