@@ -290,11 +290,16 @@ pub fn relay(mut upstream: UpstreamResponse) -> Response<Body> {
     let status = upstream.status();
     let mut headers = upstream.take_headers();
     strip_hop_headers(&mut headers);
-    let body = Body::from_stream(upstream.chunks());
-    let mut out = Response::new(body);
-    *out.status_mut() = status;
-    *out.headers_mut() = headers;
-    out
+    response(status, headers, Body::from_stream(upstream.chunks()))
+}
+
+/// A response with these headers as they are. Built directly: axum's
+/// `(status, headers, body)` inserts each header again into a new map.
+pub fn response(status: StatusCode, headers: HeaderMap, body: Body) -> Response<Body> {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use crate::dialect::output::Withheld;
 use crate::dialect::tree::Tree;
 use crate::error::ProxyError;
 use crate::guard::output::{Blocked, Options, ReplyGuard};
-use crate::upstream::{BodyError, UpstreamResponse, strip_hop_headers};
+use crate::upstream::{BodyError, UpstreamResponse, response, strip_hop_headers};
 
 /// Largest non-streamed model response read for scanning (bytes read, not
 /// the declared length).
@@ -103,10 +103,7 @@ pub async fn guard(
             let _live = &live;
             frame
         });
-        let mut response = Response::new(Body::from_stream(frames));
-        *response.status_mut() = status;
-        *response.headers_mut() = headers;
-        return Ok(response);
+        return Ok(response(status, headers, Body::from_stream(frames)));
     }
     let body = read_upstream(upstream, declared).await?;
     whole(state, &reply, reply_guard, status, headers, body).await
@@ -125,7 +122,7 @@ async fn whole(
         return unreadable_body(state, reply, guard, status, headers, body, &e);
     }
     match guard.settle(true).await {
-        Ok(bytes) => Ok(response(status, headers, bytes)),
+        Ok(bytes) => Ok(response(status, headers, Body::from(bytes))),
         Err(Blocked(scanners)) => {
             tracing::info!(route = reply.route.path(), scanners = ?scanners, "output blocked");
             let g = &state.config.guard;
@@ -152,7 +149,7 @@ fn unreadable_body(
 ) -> Result<Response, ProxyError> {
     if guard.fail_mode() == FailMode::Open {
         tracing::warn!(route = reply.route.path(), error = %why, "unreadable model response passed unscanned (fail_mode: open)");
-        return Ok(response(status, headers, body));
+        return Ok(response(status, headers, Body::from(body)));
     }
     tracing::warn!(route = reply.route.path(), error = %why, "unreadable model response; blocking (fail_mode: closed)");
     guard.count_block("unreadable_output");
@@ -185,16 +182,6 @@ async fn unreadable(
     strip_hop_headers(&mut headers);
     headers.remove(header::CONTENT_LENGTH);
     unreadable_body(state, reply, guard, status, headers, Bytes::new(), what)
-}
-
-/// A whole reply with the upstream's headers as they are (hop-by-hop ones
-/// removed). Built directly: axum's `(status, headers, body)` inserts each
-/// header again into a new map.
-fn response(status: StatusCode, headers: HeaderMap, body: Bytes) -> Response {
-    let mut response = Response::new(Body::from(body));
-    *response.status_mut() = status;
-    *response.headers_mut() = headers;
-    response
 }
 
 /// The whole body, counting the bytes actually read against the limit
