@@ -268,8 +268,6 @@ fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// The upstream response as ours: same status and headers, body streamed
-/// through chunk by chunk.
 /// `Host` for `uri` as hyper's client writes it: the host, with the port
 /// unless it is the scheme's default.
 fn host_header(uri: &Uri) -> anyhow::Result<HeaderValue> {
@@ -286,6 +284,8 @@ fn host_header(uri: &Uri) -> anyhow::Result<HeaderValue> {
     Ok(HeaderValue::from_str(&value)?)
 }
 
+/// The upstream response as ours: same status and headers (hop-by-hop ones
+/// removed), body streamed through chunk by chunk.
 pub fn relay(mut upstream: UpstreamResponse) -> Response<Body> {
     let status = upstream.status();
     let mut headers = upstream.take_headers();
