@@ -39,7 +39,7 @@ const HOP_BY_HOP: [HeaderName; 9] = [
     header::HOST,
 ];
 
-pub fn strip_hop_headers(headers: &mut HeaderMap) {
+fn strip_hop_headers(headers: &mut HeaderMap) {
     for h in &HOP_BY_HOP {
         headers.remove(h);
     }
@@ -115,10 +115,12 @@ impl UpstreamResponse {
         self.response.headers()
     }
 
-    /// The headers, taken out instead of cloned: [`Self::headers`] is
-    /// empty after.
+    /// The headers to pass on to the client: taken out instead of cloned
+    /// ([`Self::headers`] is empty after), hop-by-hop ones removed.
     pub fn take_headers(&mut self) -> HeaderMap {
-        std::mem::take(self.response.headers_mut())
+        let mut headers = std::mem::take(self.response.headers_mut());
+        strip_hop_headers(&mut headers);
+        headers
     }
 
     /// The declared `Content-Length`, if any.
@@ -288,8 +290,7 @@ fn host_header(uri: &Uri) -> anyhow::Result<HeaderValue> {
 /// removed), body streamed through chunk by chunk.
 pub fn relay(mut upstream: UpstreamResponse) -> Response<Body> {
     let status = upstream.status();
-    let mut headers = upstream.take_headers();
-    strip_hop_headers(&mut headers);
+    let headers = upstream.take_headers();
     response(status, headers, Body::from_stream(upstream.chunks()))
 }
 

@@ -20,7 +20,7 @@ use crate::dialect::output::Withheld;
 use crate::dialect::tree::Tree;
 use crate::error::ProxyError;
 use crate::guard::output::{Blocked, Options, ReplyGuard};
-use crate::upstream::{BodyError, UpstreamResponse, response, strip_hop_headers};
+use crate::upstream::{BodyError, UpstreamResponse, response};
 
 /// Largest non-streamed model response read for scanning (bytes read, not
 /// the declared length).
@@ -86,7 +86,6 @@ pub async fn guard(
     let status = upstream.status();
     let declared = upstream.content_length();
     let mut headers = upstream.take_headers();
-    strip_hop_headers(&mut headers);
     headers.remove(header::CONTENT_LENGTH);
     if let Some(framing) = framing {
         let ctx = stream::StreamContext {
@@ -179,7 +178,6 @@ async fn unreadable(
     }
     let status = upstream.status();
     let mut headers = upstream.take_headers();
-    strip_hop_headers(&mut headers);
     headers.remove(header::CONTENT_LENGTH);
     unreadable_body(state, reply, guard, status, headers, Bytes::new(), what)
 }
