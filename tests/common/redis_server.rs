@@ -1,9 +1,15 @@
 //! A real `redis-server` process per test, on a free port, with nothing
 //! written to disk. Tests can kill, restart, pause (SIGSTOP) and resume it.
 //! Killed on drop.
+//!
+//! Each server works in a directory of its own (`--dir`), removed on drop:
+//! a replica's full sync writes the primary's snapshot to `dump.rdb` there
+//! whatever `--save` says, and it must land neither in the checkout nor in
+//! another server's directory.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -12,6 +18,8 @@ pub struct RedisServer {
     password: Option<String>,
     /// More `redis-server` arguments (replicaof, cluster mode...).
     extra: Vec<String>,
+    /// The server's working directory.
+    dir: PathBuf,
     child: Option<Child>,
 }
 
@@ -47,6 +55,7 @@ impl RedisServer {
             port,
             password,
             extra,
+            dir: work_dir(port),
             child: None,
         };
         server.spawn();
@@ -55,10 +64,12 @@ impl RedisServer {
 
     /// A server that is not running yet (for "Redis down at start-up").
     pub fn not_started() -> Self {
+        let port = free_port();
         Self {
-            port: free_port(),
+            port,
             password: None,
             extra: Vec::new(),
+            dir: work_dir(port),
             child: None,
         }
     }
@@ -86,6 +97,7 @@ impl RedisServer {
             "--protected-mode",
             "no",
         ]);
+        cmd.arg("--dir").arg(&self.dir);
         if let Some(p) = &self.password {
             cmd.args(["--requirepass", p, "--masterauth", p]);
         }
@@ -192,5 +204,16 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.resume();
         self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A new, empty directory for the server on `port`.
+fn work_dir(port: u16) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "ollama-guard-redis-{}-{port}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).expect("redis-server's directory");
+    dir
 }

@@ -176,12 +176,10 @@ fn cluster_port() -> u16 {
 /// `redis-cli --cluster create`.
 pub struct Cluster {
     pub nodes: Vec<RedisServer>,
-    _dir: TempDir,
 }
 
 impl Cluster {
     pub fn start(n: usize) -> Self {
-        let dir = TempDir::new("cluster");
         let nodes: Vec<RedisServer> = (0..n)
             .map(|_| {
                 let args = [
@@ -189,8 +187,6 @@ impl Cluster {
                     "yes",
                     "--cluster-config-file",
                     "nodes-{port}.conf",
-                    "--dir",
-                    dir.0.to_str().expect("utf-8 temp dir"),
                 ];
                 let args = args.into_iter().map(String::from).collect();
                 RedisServer::start_on(cluster_port(), None, args)
@@ -218,7 +214,7 @@ impl Cluster {
                     && info.contains(&format!("cluster_known_nodes:{n}"))
             })
         });
-        Self { nodes, _dir: dir }
+        Self { nodes }
     }
 
     /// `host:port` of every node, as `redis.cluster_nodes` takes them.
