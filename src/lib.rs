@@ -29,6 +29,7 @@
 //!   single-flight, and the reports behind `/cache/*`.
 //! - [`upstream`]: the one HTTP client to Ollama.
 //! - [`error`]: the request-path error type and its native error shapes.
+//! - [`allocator`]: mimalloc as the binary's allocator.
 //!
 //! Request flow: `api` → `proxy::guarded(route)` → `Route::parse` (refuses
 //! what Ollama would read differently) → `Guard::check(Input)` (each segment
@@ -40,6 +41,7 @@
 //! with the protocol's own frames (`proxy::blocks::Ending`).
 
 pub mod access;
+pub mod allocator;
 pub mod api;
 pub mod cache;
 pub mod config;

@@ -17,7 +17,7 @@ use tracing_subscriber::EnvFilter;
 
 /// Per-thread heaps: under load glibc's malloc contended between workers.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: ollama_guard::allocator::Mimalloc = ollama_guard::allocator::Mimalloc;
 
 #[derive(Parser)]
 #[command(version, about = "A drop-in guardrail proxy for Ollama")]
