@@ -104,14 +104,22 @@ mod tests {
                     }
                     let grown = size * 3 + 1;
                     let q = a.realloc(p, layout, grown);
-                    assert_eq!(q as usize % align, 0, "realloc {size} -> {grown} at {align}");
+                    assert_eq!(
+                        q as usize % align,
+                        0,
+                        "realloc {size} -> {grown} at {align}"
+                    );
                     for i in 0..size {
                         assert_eq!(*q.add(i), i as u8, "byte {i} after realloc");
                     }
                     let shrunk = size.div_ceil(2);
                     let grown_layout = Layout::from_size_align(grown, align).expect("layout");
                     let r = a.realloc(q, grown_layout, shrunk);
-                    assert_eq!(r as usize % align, 0, "shrink {grown} -> {shrunk} at {align}");
+                    assert_eq!(
+                        r as usize % align,
+                        0,
+                        "shrink {grown} -> {shrunk} at {align}"
+                    );
                     for i in 0..shrunk {
                         assert_eq!(*r.add(i), i as u8, "byte {i} after shrinking");
                     }

@@ -9,7 +9,10 @@
 //! each field is scanned in its own window and two fields never mix. Every
 //! other string is a whole text, scanned on its own.
 
+use std::borrow::Cow;
+
 use serde_json::Value;
+use smallvec::SmallVec;
 
 use super::tree::Node;
 use super::{Dialect, Route};
@@ -30,7 +33,8 @@ pub struct OutText {
     /// The text is an object key.
     pub key: bool,
     /// The stream field this piece continues; `None` for a whole text.
-    pub field: Option<String>,
+    /// Ollama's fields are fixed names, not copied for every frame.
+    pub field: Option<Cow<'static, str>>,
 }
 
 /// Every text of `doc` (a whole response or one stream frame) on `route`,
@@ -38,7 +42,7 @@ pub struct OutText {
 /// client appends is not a string (a client would join or stringify it in
 /// ways no scan saw).
 pub fn texts(route: Route, doc: &Node, withheld: Withheld) -> Result<Vec<OutText>, String> {
-    let mut path = Vec::new();
+    let mut path = Path::new();
     let mut walker = Walker {
         route,
         doc,
@@ -67,6 +71,10 @@ enum Step<'a> {
     Key(&'a str),
     Index(usize),
 }
+
+/// Where the walk is: on the stack up to 8 steps (every field is at most
+/// that deep), so a frame's walk allocates none.
+type Path<'a> = SmallVec<[Step<'a>; 8]>;
 
 /// The RFC 6901 pointer of `path`, built in one buffer.
 fn pointer(path: &[Step]) -> String {
@@ -110,7 +118,7 @@ struct Walker<'d> {
 }
 
 impl<'d> Walker<'d> {
-    fn walk(&mut self, value: &'d Node<'d>, path: &mut Vec<Step<'d>>, data: bool) {
+    fn walk(&mut self, value: &'d Node<'d>, path: &mut Path<'d>, data: bool) {
         if matches!(value, Node::Array(_) | Node::Object(_))
             && field(self.route, self.doc, path).is_some()
         {
@@ -145,7 +153,7 @@ impl<'d> Walker<'d> {
     }
 
     /// One key of an object and the value under it.
-    fn member(&mut self, key: &'d str, item: &'d Node<'d>, path: &mut Vec<Step<'d>>, data: bool) {
+    fn member(&mut self, key: &'d str, item: &'d Node<'d>, path: &mut Path<'d>, data: bool) {
         path.push(Step::Key(key));
         // Inside tool-call arguments every key and value is the model's.
         let kind = if data { KeyKind::default() } else { kind(key) };
@@ -166,7 +174,7 @@ impl<'d> Walker<'d> {
 
 /// The stream field a string at `path` continues, if any: the texts a
 /// client appends piece by piece, keyed by what they belong to.
-fn field(route: Route, doc: &Node, path: &[Step]) -> Option<String> {
+fn field(route: Route, doc: &Node, path: &[Step]) -> Option<Cow<'static, str>> {
     use Step::{Index, Key};
     // No field is deeper than this: longer paths are whole texts.
     const DEEPEST: usize = 8;
@@ -199,8 +207,9 @@ fn field(route: Route, doc: &Node, path: &[Step]) -> Option<String> {
     };
     let kind = |v: &str| doc.get("type").and_then(Node::as_str) == Some(v);
     match (route.dialect(), route, keys) {
-        (Dialect::Ollama, _, [f @ ("response" | "thinking")]) => Some((*f).into()),
-        (Dialect::Ollama, _, ["message", f @ ("content" | "thinking")]) => Some((*f).into()),
+        (Dialect::Ollama, _, ["response"]) => Some("response".into()),
+        (Dialect::Ollama, _, ["thinking"] | ["message", "thinking"]) => Some("thinking".into()),
+        (Dialect::Ollama, _, ["message", "content"]) => Some("content".into()),
         (Dialect::Ollama, _, ["logprobs", "*", "token"]) => Some("logprobs".into()),
         (_, Route::Responses, ["delta"]) => {
             let event = doc.get("type").and_then(Node::as_str)?;
@@ -214,11 +223,11 @@ fn field(route: Route, doc: &Node, path: &[Step]) -> Option<String> {
                 .or_else(|| doc.get("summary_index"))
                 .map(Node::to_json)
                 .unwrap_or_default();
-            Some(format!("{event}/{item}/{part}"))
+            Some(format!("{event}/{item}/{part}").into())
         }
         (_, Route::Responses, ["logprobs", "*", "token"]) => {
             let item = doc.get("item_id").map(Node::to_json).unwrap_or_default();
-            Some(format!("logprobs/{item}"))
+            Some(format!("logprobs/{item}").into())
         }
         (
             Dialect::OpenAi,
@@ -229,7 +238,7 @@ fn field(route: Route, doc: &Node, path: &[Step]) -> Option<String> {
                 "delta",
                 f @ ("content" | "reasoning" | "reasoning_content" | "refusal"),
             ],
-        ) => Some(format!("{}/{f}", index_at(2))),
+        ) => Some(format!("{}/{f}", index_at(2)).into()),
         (
             Dialect::OpenAi,
             _,
@@ -242,8 +251,10 @@ fn field(route: Route, doc: &Node, path: &[Step]) -> Option<String> {
                 "function",
                 "arguments",
             ],
-        ) => Some(format!("{}/tool/{}/arguments", index_at(2), index_at(5))),
-        (Dialect::OpenAi, _, ["choices", "*", "text"]) => Some(format!("{}/text", index_at(2))),
+        ) => Some(format!("{}/tool/{}/arguments", index_at(2), index_at(5)).into()),
+        (Dialect::OpenAi, _, ["choices", "*", "text"]) => {
+            Some(format!("{}/text", index_at(2)).into())
+        }
         (
             Dialect::OpenAi,
             _,
@@ -255,15 +266,15 @@ fn field(route: Route, doc: &Node, path: &[Step]) -> Option<String> {
                 "*",
                 "token",
             ],
-        ) => Some(format!("{}/logprobs/{f}", index_at(2))),
+        ) => Some(format!("{}/logprobs/{f}", index_at(2)).into()),
         (Dialect::OpenAi, _, ["choices", "*", "logprobs", "tokens", "*"]) => {
-            Some(format!("{}/logprobs", index_at(2)))
+            Some(format!("{}/logprobs", index_at(2)).into())
         }
         (Dialect::Anthropic, _, ["delta", f @ ("text" | "thinking" | "partial_json")])
             if kind("content_block_delta") =>
         {
             let block = doc.get("index").map(Node::to_json).unwrap_or_default();
-            Some(format!("{block}/{f}"))
+            Some(format!("{block}/{f}").into())
         }
         _ => None,
     }

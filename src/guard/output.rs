@@ -22,6 +22,7 @@
 //!   a judge costs.
 //! - A scanner error is decided by `fail_mode`.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::ops::Range;
 use std::sync::Arc;
@@ -82,7 +83,7 @@ pub struct ReplyGuard {
     first: u64,
     /// By field name. foldhash (seeded per map): SipHash was 4% of a
     /// stream, for a lookup a frame and a few fields a reply.
-    windows: HashMap<String, Window>,
+    windows: HashMap<Cow<'static, str>, Window>,
     numbering: Numbering,
     /// Bytes of model text released so far.
     pub released_text: usize,
@@ -199,7 +200,7 @@ impl ReplyGuard {
             if let Some(field) = &t.field {
                 // Looked up before inserting: the field is nearly always
                 // there already, and its name need not be copied then.
-                match self.windows.get_mut(field) {
+                match self.windows.get_mut(field.as_ref()) {
                     Some(w) => {
                         w.pending.push_back((seq, i));
                         w.dirty = true;
@@ -261,7 +262,7 @@ impl ReplyGuard {
         self.judge_whole_texts().await?;
         let held: usize = self.held_bytes();
         let force = held > MAX_HELD_BYTES;
-        let fields: Vec<String> = self
+        let fields: Vec<Cow<'static, str>> = self
             .windows
             .iter()
             .filter(|(_, w)| !w.pending.is_empty() && (w.dirty || end || force))
@@ -489,7 +490,7 @@ impl ReplyGuard {
                 let Some(field) = &p.text.field else {
                     continue;
                 };
-                if let Some(w) = self.windows.get_mut(field) {
+                if let Some(w) = self.windows.get_mut(field.as_ref()) {
                     if w.pending.front().is_some_and(|(s, _)| *s == seq) {
                         w.pending.pop_front();
                     }

@@ -210,10 +210,8 @@ impl Drop for RedisServer {
 
 /// A new, empty directory for the server on `port`.
 fn work_dir(port: u16) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "ollama-guard-redis-{}-{port}",
-        std::process::id()
-    ));
+    let dir =
+        std::env::temp_dir().join(format!("ollama-guard-redis-{}-{port}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("redis-server's directory");
     dir
 }

@@ -12,7 +12,7 @@ fn fields(route: Route, doc: Value) -> Vec<(String, Option<String>)> {
     texts_of(route, &doc)
         .expect("well typed")
         .into_iter()
-        .map(|t| (t.text, t.field))
+        .map(|t| (t.text, t.field.map(Cow::into_owned)))
         .collect()
 }
 
