@@ -136,9 +136,10 @@ fn sse_data(raw: &[u8]) -> Option<Cow<'_, [u8]>> {
 /// Cuts complete frames out of a byte stream.
 pub struct Framer {
     framing: Framing,
+    /// The start of a frame whose end has not come yet.
     buf: BytesMut,
-    /// Where to resume looking for a delimiter, so a long frame arriving in
-    /// many small chunks is not searched from its start each time.
+    /// Where in `buf` a delimiter may still begin, so a long frame arriving
+    /// in many small chunks is not searched from its start each time.
     searched: usize,
 }
 
@@ -151,19 +152,33 @@ impl Framer {
         }
     }
 
-    /// Adds bytes; returns the frames they complete, delimiters included,
+    /// Adds a chunk; returns the frames it completes, delimiters included,
     /// or an error once an unfinished frame exceeds [`MAX_FRAME_BYTES`].
-    pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<Bytes>, String> {
-        self.buf.extend_from_slice(chunk);
+    /// Frames wholly inside the chunk are slices of it, not copies: only a
+    /// frame begun in an earlier chunk, or left unfinished, is copied.
+    pub fn push(&mut self, chunk: Bytes) -> Result<Vec<Bytes>, String> {
         let mut frames = Vec::new();
-        while let Some(end) = self.frame_end() {
-            frames.push(self.buf.split_to(end).freeze());
-            self.searched = 0;
+        let mut rest = chunk;
+        // Finish the frame begun earlier, a line at a time: every delimiter
+        // ends with a newline, so its end can only be the last byte added.
+        while !self.buf.is_empty() && !rest.is_empty() {
+            let line = memchr::memchr(b'\n', &rest).map_or(rest.len(), |i| i + 1);
+            self.buf.extend_from_slice(&rest.split_to(line));
+            if self.frame_end(&self.buf[self.searched..]).is_some() {
+                frames.push(self.buf.split().freeze());
+            }
+            self.searched = self.resume_from(&self.buf);
+        }
+        while let Some(end) = self.frame_end(&rest) {
+            frames.push(rest.split_to(end));
+        }
+        if !rest.is_empty() {
+            self.buf.extend_from_slice(&rest);
+            self.searched = self.resume_from(&self.buf);
         }
         if self.buf.len() > MAX_FRAME_BYTES {
             return Err(format!("a stream frame exceeds {MAX_FRAME_BYTES} bytes"));
         }
-        self.searched = self.buf.len().saturating_sub(3);
         Ok(frames)
     }
 
@@ -172,15 +187,28 @@ impl Framer {
         (!self.buf.is_empty()).then(|| self.buf.split().freeze())
     }
 
-    /// End (exclusive) of the first complete frame in the buffer.
-    fn frame_end(&self) -> Option<usize> {
-        let from = self.searched.min(self.buf.len());
-        let hay = &self.buf[from..];
-        let found = match self.framing {
+    /// End (exclusive) of the first complete frame in `hay`.
+    fn frame_end(&self, hay: &[u8]) -> Option<usize> {
+        match self.framing {
             Framing::Ndjson => memchr::memchr(b'\n', hay).map(|i| i + 1),
             Framing::Sse => find_blank_line(hay),
-        };
-        found.map(|end| from + end)
+        }
+    }
+
+    /// Where, in an unfinished frame, a delimiter completed by the next
+    /// bytes could begin: nowhere for NDJSON (its delimiter is one byte);
+    /// for SSE, at a trailing newline followed by nothing but carriage
+    /// returns.
+    fn resume_from(&self, unfinished: &[u8]) -> usize {
+        let len = unfinished.len();
+        if self.framing == Framing::Ndjson {
+            return len;
+        }
+        let returns = unfinished.iter().rev().take_while(|b| **b == b'\r').count();
+        match unfinished[..len - returns].last() {
+            Some(b'\n') => len - returns - 1,
+            _ => len,
+        }
     }
 }
 
@@ -212,7 +240,7 @@ mod tests {
         let mut out: Vec<String> = Vec::new();
         for c in chunks {
             out.extend(
-                f.push(c.as_bytes())
+                f.push(Bytes::copy_from_slice(c.as_bytes()))
                     .expect("small frames")
                     .iter()
                     .map(|b| String::from_utf8_lossy(b).into_owned()),
@@ -260,6 +288,42 @@ mod tests {
                 "data: [DONE]\n\n"
             ]
         );
+    }
+
+    /// Streams cut into chunks at every place (two chunks, and three at
+    /// every second place) give the frames that one chunk gives: frames
+    /// inside a chunk are sliced out of it, those across chunks copied.
+    #[test]
+    fn frames_do_not_depend_on_where_chunks_end() {
+        let cases = [
+            (Framing::Ndjson, &b"{\"a\":1}\n{\"b\":2}\n\n{\"c\":3}"[..]),
+            (Framing::Ndjson, b"\n\n{}\n"),
+            (Framing::Sse, b"data: {\"a\":1}\n\ndata: {\"b\":2}\r\n\r\nevent: e\ndata: x\n\n"),
+            (Framing::Sse, b"data: a\n\r\r\r\ndata: b\r\n\r\n: c\n\n\ndata: [DONE]\n\n"),
+            (Framing::Sse, b"data: a\n\r\rb\n\ndata: c"),
+        ];
+        let frames = |framing, chunks: &[&[u8]]| {
+            let mut f = Framer::new(framing);
+            let mut out = Vec::new();
+            for c in chunks {
+                out.extend(f.push(Bytes::copy_from_slice(c)).expect("small frames"));
+            }
+            out.extend(f.finish());
+            out
+        };
+        for (framing, stream) in cases {
+            let whole = frames(framing, &[stream]);
+            assert!(whole.len() >= 2, "{whole:?}");
+            assert_eq!(whole.concat(), stream, "nothing lost or added");
+            for i in 0..=stream.len() {
+                let (a, b) = stream.split_at(i);
+                assert_eq!(frames(framing, &[a, b]), whole, "cut at {i}");
+                for j in (i..=stream.len()).step_by(2) {
+                    let (b1, b2) = b.split_at(j - i);
+                    assert_eq!(frames(framing, &[a, b1, b2]), whole, "cut at {i} and {j}");
+                }
+            }
+        }
     }
 
     /// The frame's JSON document as the stream reads it.
@@ -319,8 +383,8 @@ mod tests {
     fn a_frame_without_an_end_is_bounded() {
         let mut f = Framer::new(Framing::Ndjson);
         let big = vec![b'a'; MAX_FRAME_BYTES / 2 + 1];
-        assert!(f.push(&big).is_ok());
-        assert!(f.push(&big).is_err());
+        assert!(f.push(Bytes::from(big.clone())).is_ok());
+        assert!(f.push(Bytes::from(big)).is_err());
     }
 
     #[test]

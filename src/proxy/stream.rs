@@ -88,7 +88,7 @@ where
         loop {
             let step = tokio::select! {
                 next = upstream.next() => match next {
-                    Some(Ok(chunk)) => framer.push(&chunk).map_or_else(Step::Failed, Step::Frames),
+                    Some(Ok(chunk)) => framer.push(chunk).map_or_else(Step::Failed, Step::Frames),
                     Some(Err(e)) => Step::Failed(upstream_failure(&e)),
                     None => Step::End(framer.finish()),
                 },
