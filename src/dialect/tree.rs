@@ -79,7 +79,7 @@ pub struct Tree<'a> {
 impl<'a> Tree<'a> {
     /// Parses `bytes`, refusing what [`Doc::parse`](super::gojson::Doc::parse) refuses.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, String> {
-        let (root, depth) = read_document(bytes, |de| de.deserialize_any(NodeVisitor))?;
+        let (root, depth) = read_document(bytes, |de| de.deserialize_any(NodeVisitor { top: true }))?;
         Ok(Self { root, depth })
     }
 }
@@ -100,7 +100,13 @@ impl Drop for Tree<'_> {
     }
 }
 
-struct NodeVisitor;
+struct NodeVisitor {
+    /// The document's root: its object is made room for eight members at
+    /// once (a frame's has five or six), where a vector grown from empty
+    /// would be allocated, then reallocated. Only the root: one per
+    /// document, so a reply of many small objects costs no more memory.
+    top: bool,
+}
 
 impl<'de> Visitor<'de> for NodeVisitor {
     type Value = Node<'de>;
@@ -155,7 +161,8 @@ impl<'de> Visitor<'de> for NodeVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node<'de>, A::Error> {
         stacker::maybe_grow(64 * 1024, 1024 * 1024, || {
-            let mut pairs: Vec<(Cow<'de, str>, Node<'de>)> = Vec::new();
+            let mut pairs: Vec<(Cow<'de, str>, Node<'de>)> =
+                Vec::with_capacity(if self.top { 8 } else { 0 });
             // Small objects (every frame's) are checked for a repeated key
             // by comparing; past this many keys, through a set.
             const COMPARED: usize = 16;
@@ -190,7 +197,7 @@ impl<'de> DeserializeSeed<'de> for NodeSeed {
     type Value = Node<'de>;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Node<'de>, D::Error> {
-        d.deserialize_any(NodeVisitor)
+        d.deserialize_any(NodeVisitor { top: false })
     }
 }
 
