@@ -31,6 +31,28 @@ fn plain(align: usize, size: usize) -> bool {
     align <= PLAIN_ALIGN && align <= size
 }
 
+/// A new block for `layout`, from `plain_call` when it aligns enough, else
+/// from `aligned_call`.
+///
+/// # Safety
+/// `plain_call` and `aligned_call` are mimalloc's unaligned and aligned
+/// forms of one allocation call.
+#[inline]
+unsafe fn fresh(
+    layout: Layout,
+    plain_call: unsafe extern "C" fn(usize) -> *mut c_void,
+    aligned_call: unsafe extern "C" fn(usize, usize) -> *mut c_void,
+) -> *mut u8 {
+    // SAFETY: the caller's promise; `plain` decides as the impl's comment says.
+    unsafe {
+        if plain(layout.align(), layout.size()) {
+            plain_call(layout.size()).cast()
+        } else {
+            aligned_call(layout.size(), layout.align()).cast()
+        }
+    }
+}
+
 // SAFETY: every call is one of mimalloc's, with the size and alignment of
 // the layout; `plain` sends a layout to an unaligned call only when that
 // call's blocks are aligned enough (see `PLAIN_ALIGN`). mi_free and
@@ -39,25 +61,13 @@ unsafe impl GlobalAlloc for Mimalloc {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: see the impl's comment.
-        unsafe {
-            if plain(layout.align(), layout.size()) {
-                ffi::mi_malloc(layout.size()).cast()
-            } else {
-                ffi::mi_malloc_aligned(layout.size(), layout.align()).cast()
-            }
-        }
+        unsafe { fresh(layout, ffi::mi_malloc, ffi::mi_malloc_aligned) }
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: see the impl's comment.
-        unsafe {
-            if plain(layout.align(), layout.size()) {
-                ffi::mi_zalloc(layout.size()).cast()
-            } else {
-                ffi::mi_zalloc_aligned(layout.size(), layout.align()).cast()
-            }
-        }
+        unsafe { fresh(layout, ffi::mi_zalloc, ffi::mi_zalloc_aligned) }
     }
 
     #[inline]

@@ -298,8 +298,14 @@ mod tests {
         let cases = [
             (Framing::Ndjson, &b"{\"a\":1}\n{\"b\":2}\n\n{\"c\":3}"[..]),
             (Framing::Ndjson, b"\n\n{}\n"),
-            (Framing::Sse, b"data: {\"a\":1}\n\ndata: {\"b\":2}\r\n\r\nevent: e\ndata: x\n\n"),
-            (Framing::Sse, b"data: a\n\r\r\r\ndata: b\r\n\r\n: c\n\n\ndata: [DONE]\n\n"),
+            (
+                Framing::Sse,
+                b"data: {\"a\":1}\n\ndata: {\"b\":2}\r\n\r\nevent: e\ndata: x\n\n",
+            ),
+            (
+                Framing::Sse,
+                b"data: a\n\r\r\r\ndata: b\r\n\r\n: c\n\n\ndata: [DONE]\n\n",
+            ),
             (Framing::Sse, b"data: a\n\r\rb\n\ndata: c"),
         ];
         let frames = |framing, chunks: &[&[u8]]| {

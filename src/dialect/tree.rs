@@ -79,7 +79,8 @@ pub struct Tree<'a> {
 impl<'a> Tree<'a> {
     /// Parses `bytes`, refusing what [`Doc::parse`](super::gojson::Doc::parse) refuses.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, String> {
-        let (root, depth) = read_document(bytes, |de| de.deserialize_any(NodeVisitor { top: true }))?;
+        let (root, depth) =
+            read_document(bytes, |de| de.deserialize_any(NodeVisitor { top: true }))?;
         Ok(Self { root, depth })
     }
 }
