@@ -103,9 +103,10 @@ impl Drop for Tree<'_> {
 
 struct NodeVisitor {
     /// The document's root: its object is made room for eight members at
-    /// once (a frame's has five or six), where a vector grown from empty
-    /// would be allocated, then reallocated. Only the root: one per
-    /// document, so a reply of many small objects costs no more memory.
+    /// once (an Ollama frame has four, its last ten; an OpenAI chunk six),
+    /// where a vector grown from empty is allocated for four, then
+    /// reallocated past them. Only the root: one per document, so a reply
+    /// of many small objects costs no more memory.
     top: bool,
 }
 
