@@ -112,28 +112,12 @@ mod tests {
                     for i in 0..size {
                         *p.add(i) = i as u8;
                     }
-                    let grown = size * 3 + 1;
-                    let q = a.realloc(p, layout, grown);
-                    assert_eq!(
-                        q as usize % align,
-                        0,
-                        "realloc {size} -> {grown} at {align}"
+                    let grown = resized(&a, p, align, size, size * 3 + 1);
+                    let shrunk = resized(&a, grown, align, size * 3 + 1, size.div_ceil(2));
+                    a.dealloc(
+                        shrunk,
+                        Layout::from_size_align(size.div_ceil(2), align).expect("layout"),
                     );
-                    for i in 0..size {
-                        assert_eq!(*q.add(i), i as u8, "byte {i} after realloc");
-                    }
-                    let shrunk = size.div_ceil(2);
-                    let grown_layout = Layout::from_size_align(grown, align).expect("layout");
-                    let r = a.realloc(q, grown_layout, shrunk);
-                    assert_eq!(
-                        r as usize % align,
-                        0,
-                        "shrink {grown} -> {shrunk} at {align}"
-                    );
-                    for i in 0..shrunk {
-                        assert_eq!(*r.add(i), i as u8, "byte {i} after shrinking");
-                    }
-                    a.dealloc(r, Layout::from_size_align(shrunk, align).expect("layout"));
 
                     let z = a.alloc_zeroed(layout);
                     assert_eq!(z as usize % align, 0, "zeroed {size} at {align}");
@@ -141,6 +125,24 @@ mod tests {
                     a.dealloc(z, layout);
                 }
             }
+        }
+    }
+
+    /// Reallocates `p`, a block of `from` bytes filled with 0, 1, 2...,
+    /// to `to` bytes; checks the new block's alignment and the bytes kept.
+    ///
+    /// # Safety
+    /// `p` is a live block of `a` of `from` bytes at `align`.
+    unsafe fn resized(a: &Mimalloc, p: *mut u8, align: usize, from: usize, to: usize) -> *mut u8 {
+        let layout = Layout::from_size_align(from, align).expect("layout");
+        // SAFETY: the caller's promise; only the bytes kept are read.
+        unsafe {
+            let q = a.realloc(p, layout, to);
+            assert_eq!(q as usize % align, 0, "realloc {from} -> {to} at {align}");
+            for i in 0..from.min(to) {
+                assert_eq!(*q.add(i), i as u8, "byte {i} after {from} -> {to}");
+            }
+            q
         }
     }
 
