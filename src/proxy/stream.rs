@@ -13,7 +13,7 @@ use futures_util::{Stream, StreamExt};
 use tokio::sync::watch;
 
 use super::blocks::Ending;
-use crate::config::{Config, FailMode, GuardConfig};
+use crate::config::{Config, FailMode};
 use crate::dialect::Route;
 use crate::dialect::codec::{Framer, Framing, Payload};
 use crate::dialect::tree::{Node, Tree};
@@ -99,7 +99,7 @@ where
                 Step::End(rest) => (rest.into_iter().collect(), true),
                 Step::Failed(why) => {
                     tracing::warn!(route = route.path(), reason = %why, "stream ended early");
-                    let ending = ending(&config.guard, route, &model, &progress, started, include_usage);
+                    let ending = ending(&config, route, &model, &progress, started, include_usage);
                     yield Ok(ending.failed(&why));
                     return;
                 }
@@ -135,7 +135,7 @@ where
             if let Some(e) = unreadable {
                 tracing::warn!(route = route.path(), error = %e, "unreadable stream frame; blocking (fail_mode: closed)");
                 guard.count_block("unreadable_output");
-                let ending = ending(&config.guard, route, &model, &progress, started, include_usage);
+                let ending = ending(&config, route, &model, &progress, started, include_usage);
                 yield Ok(ending.blocked(&["unreadable_output".to_string()]));
                 return;
             }
@@ -148,7 +148,7 @@ where
                 }
                 Err(Blocked(scanners)) => {
                     tracing::info!(route = route.path(), scanners = ?scanners, "streamed output blocked");
-                    let ending = ending(&config.guard, route, &model, &progress, started, include_usage);
+                    let ending = ending(&config, route, &model, &progress, started, include_usage);
                     yield Ok(ending.blocked(&scanners));
                     return;
                 }
@@ -157,7 +157,7 @@ where
                 if !final_seen {
                     let why = "the upstream closed the stream before its last frame";
                     tracing::warn!(route = route.path(), "{why}");
-                    let ending = ending(&config.guard, route, &model, &progress, started, include_usage);
+                    let ending = ending(&config, route, &model, &progress, started, include_usage);
                     yield Ok(ending.failed(why));
                 }
                 return;
@@ -167,7 +167,7 @@ where
 }
 
 fn ending<'a>(
-    config: &'a GuardConfig,
+    config: &'a Config,
     route: Route,
     model: &'a str,
     progress: &'a Progress,
@@ -175,7 +175,7 @@ fn ending<'a>(
     include_usage: bool,
 ) -> Ending<'a> {
     Ending {
-        config,
+        config: &config.guard,
         route,
         model,
         id: &progress.id,
