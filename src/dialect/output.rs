@@ -28,7 +28,9 @@ use keys::{KeyKind, kind};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutText {
     /// RFC 6901 pointer of the string (for a key: of the value under it).
-    pub pointer: String,
+    /// The few fixed paths of Ollama's appended texts are not built for
+    /// every frame.
+    pub pointer: Cow<'static, str>,
     pub text: String,
     /// The text is an object key.
     pub key: bool,
@@ -76,8 +78,21 @@ enum Step<'a> {
 /// that deep), so a frame's walk allocates none.
 type Path<'a> = SmallVec<[Step<'a>; 8]>;
 
+/// The RFC 6901 pointer of `path`; the fixed paths a stream repeats in
+/// every frame are static.
+fn pointer(path: &[Step]) -> Cow<'static, str> {
+    use Step::Key;
+    match path {
+        [Key("response")] => "/response".into(),
+        [Key("thinking")] => "/thinking".into(),
+        [Key("message"), Key("content")] => "/message/content".into(),
+        [Key("message"), Key("thinking")] => "/message/thinking".into(),
+        _ => built(path).into(),
+    }
+}
+
 /// The RFC 6901 pointer of `path`, built in one buffer.
-fn pointer(path: &[Step]) -> String {
+fn built(path: &[Step]) -> String {
     use std::fmt::Write;
     let mut p = String::with_capacity(path.len() * 8);
     for step in path {
@@ -119,13 +134,7 @@ struct Walker<'d> {
 
 impl<'d> Walker<'d> {
     fn walk(&mut self, value: &'d Node<'d>, path: &mut Path<'d>, data: bool) {
-        if matches!(value, Node::Array(_) | Node::Object(_))
-            && field(self.route, self.doc, path).is_some()
-        {
-            self.wrong = Some(pointer(path));
-            return;
-        }
-        stacker::maybe_grow(64 * 1024, 1024 * 1024, || match value {
+        match value {
             Node::String(s) => {
                 if !s.is_empty() {
                     self.out.push(OutText {
@@ -136,20 +145,24 @@ impl<'d> Walker<'d> {
                     });
                 }
             }
-            Node::Array(items) => {
+            Node::Array(_) | Node::Object(_) if field(self.route, self.doc, path).is_some() => {
+                self.wrong = Some(pointer(path).into_owned());
+            }
+            // Only containers recurse: the stack is checked there.
+            Node::Array(items) => stacker::maybe_grow(64 * 1024, 1024 * 1024, || {
                 for (i, item) in items.iter().enumerate() {
                     path.push(Step::Index(i));
                     self.walk(item, path, data);
                     path.pop();
                 }
-            }
-            Node::Object(pairs) => {
+            }),
+            Node::Object(pairs) => stacker::maybe_grow(64 * 1024, 1024 * 1024, || {
                 for (key, item) in pairs {
                     self.member(key, item, path, data);
                 }
-            }
+            }),
             Node::Null | Node::Bool(_) | Node::Number(_) => {}
-        });
+        }
     }
 
     /// One key of an object and the value under it.
@@ -285,15 +298,15 @@ fn field(route: Route, doc: &Node, path: &[Step]) -> Option<Cow<'static, str>> {
 /// completions streams end with `data: [DONE]`: a `finish_reason` ends one
 /// choice only.)
 pub fn is_final_frame(route: Route, frame: &Node) -> bool {
-    let kind = frame.get("type").and_then(Node::as_str);
+    let kind = || frame.get("type").and_then(Node::as_str);
     match (route.dialect(), route) {
         (Dialect::Ollama, _) => frame.get("done").and_then(Node::as_bool) == Some(true),
         (_, Route::Responses) => matches!(
-            kind,
+            kind(),
             Some("response.completed" | "response.failed" | "response.incomplete")
         ),
         (Dialect::OpenAi, _) => false,
-        (Dialect::Anthropic, _) => kind == Some("message_stop"),
+        (Dialect::Anthropic, _) => kind() == Some("message_stop"),
     }
 }
 

@@ -499,15 +499,17 @@ impl ReplyGuard {
                         w.released.push_str(&p.text.text);
                     }
                     w.any_sent = true;
-                    let keep = floor_char_boundary(
-                        &w.sent,
-                        w.sent.len().saturating_sub(self.options.overlap_bytes),
-                    );
-                    w.sent.drain(..keep);
                 }
                 self.released_text += p.text.text.len();
             }
             out.extend_from_slice(&self.encode(frame)?);
+        }
+        // Each window keeps the last `overlap_bytes` sent: cut once here,
+        // not for every frame released.
+        let overlap = self.options.overlap_bytes;
+        for w in self.windows.values_mut() {
+            let keep = floor_char_boundary(&w.sent, w.sent.len().saturating_sub(overlap));
+            w.sent.drain(..keep);
         }
         Ok(Bytes::from(out))
     }
@@ -533,7 +535,7 @@ impl ReplyGuard {
             .iter()
             .filter(|p| p.rewritten)
             .map(|p| Rewrite {
-                pointer: p.text.pointer.clone(),
+                pointer: p.text.pointer.to_string(),
                 text: p.text.text.clone(),
                 key: p.text.key,
             })

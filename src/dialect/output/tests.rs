@@ -185,7 +185,7 @@ fn pointers_escape_tilde_and_slash_in_keys() {
     let got: Vec<(String, String)> = texts_of(Route::Generate, &doc)
         .expect("well typed")
         .into_iter()
-        .map(|t| (t.pointer, t.text))
+        .map(|t| (t.pointer.into_owned(), t.text))
         .collect();
     assert_eq!(
         got,
@@ -197,4 +197,20 @@ fn pointers_escape_tilde_and_slash_in_keys() {
             ("/a~1b/c~0d/1/plain".into(), "y".into()),
         ]
     );
+}
+
+#[test]
+fn static_pointers_are_the_built_ones() {
+    use Step::Key;
+    for path in [
+        &[Key("response")][..],
+        &[Key("thinking")],
+        &[Key("message"), Key("content")],
+        &[Key("message"), Key("thinking")],
+    ] {
+        assert!(matches!(pointer(path), Cow::Borrowed(_)), "{path:?}");
+        assert_eq!(pointer(path), built(path), "{path:?}");
+    }
+    let other = [Key("message"), Key("tool_calls"), Step::Index(0)];
+    assert_eq!(pointer(&other), "/message/tool_calls/0");
 }
