@@ -4,12 +4,13 @@
 //! upstream connection is driven by the thread whose request uses it.
 
 use std::cell::Cell;
+use std::sync::Arc;
 use std::time::Duration;
 
 use std::str::FromStr;
 
 use axum::body::Body;
-use axum::http::uri::{Authority, PathAndQuery, Scheme};
+use axum::http::uri::{PathAndQuery, Scheme};
 use axum::http::{
     HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, header,
 };
@@ -19,10 +20,12 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::config::{OllamaConfig, secs};
 use crate::error::ProxyError;
+
+mod pool;
+use pool::{Lease, Pool};
 
 /// Headers that describe one hop, not the message (RFC 9110 §7.6.1), plus
 /// `host`, which the client library sets itself. Names, not strings: a
@@ -55,19 +58,18 @@ pub fn enter_worker(index: usize) {
     WORKER.set(index);
 }
 
-/// The client: hyper's own pooled HTTP/1 client, with TLS for `https://`
-/// upstreams. Not reqwest: its redirect and retry layers parsed the URL
-/// twice per request (with an IDNA pass), a tenth of the proxy's time.
-type Client = hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Body>;
+/// How long a kept-alive upstream connection may sit idle.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
+/// The client: hyper's HTTP/1 connections, kept alive in a pool per worker
+/// (`pool`), with TLS for `https://` upstreams. Not reqwest: its redirect
+/// and retry layers parsed the URL twice per request (with an IDNA pass),
+/// a tenth of the proxy's time.
 pub struct Upstream {
-    /// One client (pool) per server worker; see [`enter_worker`].
-    clients: Vec<Client>,
+    /// One pool per server worker; see [`enter_worker`].
+    pools: Vec<Arc<Pool>>,
     /// Base URL without a trailing slash, for messages.
     base: String,
-    /// Scheme and authority, parsed once: a request only adds its path.
-    scheme: Scheme,
-    authority: Authority,
     /// The `Host` header every request gets, made once: hyper's client
     /// would otherwise format one for each request (2 k instructions).
     host: HeaderValue,
@@ -84,6 +86,8 @@ pub struct Upstream {
 pub struct UpstreamResponse {
     response: Response<Incoming>,
     idle: Duration,
+    /// Its connection, back to the pool once the body is read whole.
+    lease: Lease,
 }
 
 /// Why an upstream body stopped before its end.
@@ -134,18 +138,22 @@ impl UpstreamResponse {
     }
 
     /// The body's data chunks (trailers skipped); ends after the first
-    /// error.
+    /// error. Read to its end, it gives the connection back to the pool.
     pub fn chunks(self) -> impl Stream<Item = Result<Bytes, BodyError>> + Send + 'static {
         let idle = self.idle;
-        futures_util::stream::unfold(Some(self.response.into_body()), move |body| async move {
-            let mut body = body?;
+        let state = Some((self.response.into_body(), self.lease));
+        futures_util::stream::unfold(state, move |state| async move {
+            let (mut body, lease) = state?;
             loop {
                 return match tokio::time::timeout(idle, body.frame()).await {
                     Err(_) => Some((Err(BodyError::Stalled), None)),
-                    Ok(None) => None,
+                    Ok(None) => {
+                        lease.give_back();
+                        None
+                    }
                     Ok(Some(Err(e))) => Some((Err(BodyError::Failed(e)), None)),
                     Ok(Some(Ok(frame))) => match frame.into_data() {
-                        Ok(data) => Some((Ok(data), Some(body))),
+                        Ok(data) => Some((Ok(data), Some((body, lease)))),
                         Err(_trailers) => continue,
                     },
                 };
@@ -159,35 +167,22 @@ impl Upstream {
         let base = config.url.trim_end_matches('/').to_string();
         let uri: Uri = base.parse()?;
         let prefix = uri.path().trim_end_matches('/').to_string();
-        let (Some(scheme), Some(authority)) = (uri.scheme().cloned(), uri.authority().cloned())
-        else {
+        let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
             anyhow::bail!("ollama.url: {base} has no scheme or host");
         };
         let host = host_header(&uri)?;
-        let client = || -> anyhow::Result<Client> {
-            let mut http = HttpConnector::new();
-            http.enforce_http(false);
-            http.set_nodelay(true);
-            http.set_connect_timeout(Some(secs(config.connect_timeout_secs)));
-            let https = hyper_rustls::HttpsConnectorBuilder::new()
-                .try_with_platform_verifier()?
-                .https_or_http()
-                .enable_http1()
-                .wrap_connector(http);
-            Ok(
-                hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-                    .pool_idle_timeout(Duration::from_secs(90))
-                    .pool_timer(TokioTimer::new())
-                    .build(https),
-            )
-        };
+        let https = connector(secs(config.connect_timeout_secs))?;
+        // Where connections go; requests carry only their path.
+        let target = Uri::builder()
+            .scheme(scheme.clone())
+            .authority(authority.clone())
+            .path_and_query("/")
+            .build()?;
         Ok(Self {
-            clients: (0..workers.max(1))
-                .map(|_| client())
-                .collect::<Result<_, _>>()?,
+            pools: (0..workers.max(1))
+                .map(|_| Pool::new(https.clone(), target.clone(), IDLE_TIMEOUT))
+                .collect(),
             base,
-            scheme,
-            authority,
             host,
             prefix,
             response_timeout: secs(config.response_timeout_secs),
@@ -195,28 +190,25 @@ impl Upstream {
         })
     }
 
-    /// This worker's client.
-    fn client(&self) -> &Client {
-        &self.clients[WORKER.get() % self.clients.len()]
+    /// This worker's pool.
+    fn pool(&self) -> &Arc<Pool> {
+        &self.pools[WORKER.get() % self.pools.len()]
     }
 
     pub fn base_url(&self) -> &str {
         &self.base
     }
 
-    /// The upstream URI of `path_and_query` (which starts with `/`).
+    /// The request target of `path_and_query` (which starts with `/`) in
+    /// origin form, as HTTP/1.1 sends it to a server: the base URL's path
+    /// and the request's.
     fn uri(&self, path_and_query: &str) -> Result<Uri, ProxyError> {
         let pq = match self.prefix.is_empty() {
             true => PathAndQuery::from_str(path_and_query),
             false => PathAndQuery::from_str(&format!("{}{path_and_query}", self.prefix)),
         };
         let pq = pq.map_err(|e| ProxyError::BadPath(format!("{path_and_query:?}: {e}")))?;
-        Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(pq)
-            .build()
-            .map_err(|e| ProxyError::BadPath(e.to_string()))
+        Ok(Uri::from(pq))
     }
 
     /// Sends a request and waits for the response headers.
@@ -233,11 +225,12 @@ impl Upstream {
         *request.method_mut() = method;
         *request.uri_mut() = self.uri(path_and_query)?;
         *request.headers_mut() = headers;
-        match tokio::time::timeout(self.response_timeout, self.client().request(request)).await {
+        match tokio::time::timeout(self.response_timeout, self.pool().send(request)).await {
             Err(_) => Err(ProxyError::Timeout),
-            Ok(Ok(response)) => Ok(UpstreamResponse {
+            Ok(Ok((response, lease))) => Ok(UpstreamResponse {
                 response,
                 idle: self.idle_timeout,
+                lease,
             }),
             Ok(Err(e)) if timed_out(&e) => Err(ProxyError::Timeout),
             Ok(Err(e)) => {
@@ -254,6 +247,20 @@ impl Upstream {
         let get = self.send(Method::GET, "/api/version", HeaderMap::new(), Body::empty());
         matches!(tokio::time::timeout(timeout, get).await, Ok(Ok(r)) if r.status().is_success())
     }
+}
+
+/// Plain TCP or TLS (`https://`, the platform's roots), with a connect
+/// timeout; Nagle off (requests and their bodies are written at once).
+fn connector(connect_timeout: Duration) -> anyhow::Result<HttpsConnector<HttpConnector>> {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(connect_timeout));
+    Ok(hyper_rustls::HttpsConnectorBuilder::new()
+        .try_with_platform_verifier()?
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http))
 }
 
 /// Whether a client error is a timeout somewhere down its causes.
@@ -316,20 +323,21 @@ mod tests {
     }
 
     #[test]
-    fn urls_keep_the_base_and_its_prefix() {
+    fn requests_go_in_origin_form_under_the_base_path() {
         let plain = upstream("http://127.0.0.1:11434/");
         let uri = |u: &Upstream, pq: &str| u.uri(pq).expect("uri").to_string();
-        assert_eq!(uri(&plain, "/api/chat"), "http://127.0.0.1:11434/api/chat");
-        assert_eq!(
-            uri(&plain, "/api/tags?x=1&y"),
-            "http://127.0.0.1:11434/api/tags?x=1&y"
-        );
+        assert_eq!(uri(&plain, "/api/chat"), "/api/chat");
+        assert_eq!(uri(&plain, "/api/tags?x=1&y"), "/api/tags?x=1&y");
         let prefixed = upstream("https://gpu.example:8443/ollama/");
         assert_eq!(
             uri(&prefixed, "/api/blobs/sha256:ab?q"),
-            "https://gpu.example:8443/ollama/api/blobs/sha256:ab?q"
+            "/ollama/api/blobs/sha256:ab?q"
         );
         assert_eq!(prefixed.base_url(), "https://gpu.example:8443/ollama");
+        assert_eq!(
+            prefixed.pool().target().to_string(),
+            "https://gpu.example:8443/"
+        );
     }
 
     #[test]
