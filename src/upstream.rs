@@ -232,7 +232,6 @@ impl Upstream {
                 idle: self.idle_timeout,
                 lease,
             }),
-            Ok(Err(e)) if timed_out(&e) => Err(ProxyError::Timeout),
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, url = %self.base, "upstream request failed");
                 Err(ProxyError::Unreachable {
@@ -261,20 +260,6 @@ fn connector(connect_timeout: Duration) -> anyhow::Result<HttpsConnector<HttpCon
         .https_or_http()
         .enable_http1()
         .wrap_connector(http))
-}
-
-/// Whether a client error is a timeout somewhere down its causes.
-fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cause = Some(e);
-    while let Some(c) = cause {
-        if c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
-        {
-            return true;
-        }
-        cause = c.source();
-    }
-    false
 }
 
 /// `Host` for `uri` as hyper's client writes it: the host, with the port
@@ -338,6 +323,46 @@ mod tests {
             prefixed.pool().target().to_string(),
             "https://gpu.example:8443/"
         );
+    }
+
+    #[tokio::test]
+    async fn a_connect_that_times_out_is_a_bad_gateway() {
+        // A listener that never accepts, its queue full: the kernel drops
+        // the next connection's SYN, so the connect waits out its timeout.
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind("127.0.0.1:0".parse().expect("addr"))
+            .expect("bind");
+        let listener = socket.listen(1).expect("listen");
+        let addr = listener.local_addr().expect("addr");
+        let mut queued = Vec::new();
+        for _ in 0..4 {
+            let connect = tokio::net::TcpStream::connect(addr);
+            if let Ok(Ok(tcp)) = tokio::time::timeout(Duration::from_millis(200), connect).await {
+                queued.push(tcp);
+            }
+        }
+        let config = OllamaConfig {
+            url: format!("http://{addr}"),
+            connect_timeout_secs: 0.3,
+            ..OllamaConfig::default()
+        };
+        let upstream = Upstream::new(&config, 1).expect("upstream");
+        let started = std::time::Instant::now();
+        let sent = upstream
+            .send(Method::GET, "/api/version", HeaderMap::new(), Body::empty())
+            .await;
+        let waited = started.elapsed();
+        assert!(
+            matches!(sent, Err(ProxyError::Unreachable { .. })),
+            "{:?}",
+            sent.err()
+        );
+        assert!(
+            waited >= Duration::from_millis(250),
+            "refused, not timed out: {waited:?}"
+        );
+        drop((listener, queued));
     }
 
     #[test]
