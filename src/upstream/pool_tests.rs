@@ -28,6 +28,12 @@ struct Script {
 
 const OK: &str = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
 
+/// Answers every request on a connection until the client closes it.
+const KEEP_ALIVE: Script = Script {
+    response: OK,
+    close_after: None,
+};
+
 async fn server(script: Script) -> (Uri, Arc<Counts>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -67,9 +73,25 @@ async fn answer(mut tcp: TcpStream, script: Script, counts: Arc<Counts>) {
     }
 }
 
-fn pool(target: Uri, idle_timeout: Duration) -> Arc<Pool> {
+/// A server and a pool in front of it.
+struct Rig {
+    target: Uri,
+    counts: Arc<Counts>,
+    pool: Arc<Pool>,
+}
+
+async fn rig(script: Script, idle_timeout: Duration) -> Rig {
+    let (target, counts) = server(script).await;
+    Rig {
+        pool: pool(&target, idle_timeout),
+        target,
+        counts,
+    }
+}
+
+fn pool(target: &Uri, idle_timeout: Duration) -> Arc<Pool> {
     let connector = crate::upstream::connector(Duration::from_secs(5)).expect("connector");
-    Pool::new(connector, target, idle_timeout)
+    Pool::new(connector, target.clone(), idle_timeout)
 }
 
 fn get(target: &Uri) -> Request<Body> {
@@ -81,12 +103,28 @@ fn get(target: &Uri) -> Request<Body> {
     request
 }
 
-/// One request, its body read whole, its connection given back.
-async fn exchange(pool: &Arc<Pool>, target: &Uri) -> Vec<u8> {
-    let (response, lease) = pool.send(get(target)).await.expect("response");
-    let body = response.into_body().collect().await.expect("body");
-    lease.give_back();
-    body.to_bytes().to_vec()
+const LONG: Duration = Duration::from_secs(90);
+
+impl Rig {
+    fn get(&self) -> Request<Body> {
+        get(&self.target)
+    }
+
+    /// One request, its body read whole, its connection given back.
+    async fn exchange(&self) -> Vec<u8> {
+        let (response, lease) = self.pool.send(self.get()).await.expect("response");
+        let body = response.into_body().collect().await.expect("body");
+        lease.give_back();
+        body.to_bytes().to_vec()
+    }
+
+    fn accepted(&self) -> usize {
+        self.counts.accepted.load(Ordering::SeqCst)
+    }
+
+    fn closed(&self) -> usize {
+        self.counts.closed.load(Ordering::SeqCst)
+    }
 }
 
 async fn eventually(what: &str, done: impl Fn() -> bool) {
@@ -101,126 +139,97 @@ async fn eventually(what: &str, done: impl Fn() -> bool) {
 
 #[tokio::test]
 async fn a_connection_read_to_its_end_is_used_again() {
-    let (target, counts) = server(Script {
-        response: OK,
-        close_after: None,
-    })
-    .await;
-    let pool = pool(target.clone(), Duration::from_secs(90));
+    let rig = rig(KEEP_ALIVE, LONG).await;
     for _ in 0..5 {
-        assert_eq!(exchange(&pool, &target).await, b"ok");
+        assert_eq!(rig.exchange().await, b"ok");
     }
-    assert_eq!(counts.accepted.load(Ordering::SeqCst), 1);
-    assert_eq!(pool.idle_count(), 1);
+    assert_eq!(rig.accepted(), 1);
+    assert_eq!(rig.pool.idle_count(), 1);
 }
 
 #[tokio::test]
 async fn a_connection_not_given_back_is_closed_and_not_used_again() {
-    let (target, counts) = server(Script {
-        response: OK,
-        close_after: None,
-    })
-    .await;
-    let pool = pool(target.clone(), Duration::from_secs(90));
-    let (response, lease) = pool.send(get(&target)).await.expect("response");
+    let rig = rig(KEEP_ALIVE, LONG).await;
+    let (response, lease) = rig.pool.send(rig.get()).await.expect("response");
     // Read, but the lease is dropped (a body dropped half-read does this).
     drop((response, lease));
-    assert_eq!(exchange(&pool, &target).await, b"ok");
-    assert_eq!(counts.accepted.load(Ordering::SeqCst), 2);
-    eventually("the first connection closed", || {
-        counts.closed.load(Ordering::SeqCst) == 1
-    })
-    .await;
+    assert_eq!(rig.exchange().await, b"ok");
+    assert_eq!(rig.accepted(), 2);
+    eventually("the first connection closed", || rig.closed() == 1).await;
 }
 
 #[tokio::test]
 async fn an_idle_connection_the_server_closed_is_not_used() {
-    let (target, counts) = server(Script {
+    let script = Script {
         response: OK,
         close_after: Some(Duration::from_millis(100)),
-    })
-    .await;
-    let pool = pool(target.clone(), Duration::from_secs(90));
-    assert_eq!(exchange(&pool, &target).await, b"ok");
-    assert_eq!(pool.idle_count(), 1, "kept until the server closes it");
+    };
+    let rig = rig(script, LONG).await;
+    assert_eq!(rig.exchange().await, b"ok");
+    assert_eq!(rig.pool.idle_count(), 1, "kept until the server closes it");
     // The connection's task sees the server's end of it.
     eventually("the closed connection left the pool", || {
-        pool.idle_count() == 0
+        rig.pool.idle_count() == 0
     })
     .await;
-    assert_eq!(exchange(&pool, &target).await, b"ok");
-    assert_eq!(counts.accepted.load(Ordering::SeqCst), 2);
+    assert_eq!(rig.exchange().await, b"ok");
+    assert_eq!(rig.accepted(), 2);
 }
 
 #[tokio::test]
 async fn a_response_that_closes_its_connection_is_not_kept() {
-    let (target, counts) = server(Script {
+    let script = Script {
         response: "HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok",
         close_after: Some(Duration::ZERO),
-    })
-    .await;
-    let pool = pool(target.clone(), Duration::from_secs(90));
+    };
+    let rig = rig(script, LONG).await;
     for _ in 0..3 {
-        assert_eq!(exchange(&pool, &target).await, b"ok");
+        assert_eq!(rig.exchange().await, b"ok");
     }
-    assert_eq!(counts.accepted.load(Ordering::SeqCst), 3);
+    assert_eq!(rig.accepted(), 3);
 }
 
 #[tokio::test]
 async fn an_idle_connection_is_closed_after_the_idle_timeout() {
-    let (target, counts) = server(Script {
-        response: OK,
-        close_after: None,
-    })
-    .await;
-    let pool = pool(target.clone(), Duration::from_millis(200));
-    assert_eq!(exchange(&pool, &target).await, b"ok");
-    assert_eq!(pool.idle_count(), 1);
+    let rig = rig(KEEP_ALIVE, Duration::from_millis(200)).await;
+    assert_eq!(rig.exchange().await, b"ok");
+    assert_eq!(rig.pool.idle_count(), 1);
     // No request comes: the sweep closes it.
-    eventually("the idle connection closed", || {
-        counts.closed.load(Ordering::SeqCst) == 1
-    })
-    .await;
-    assert_eq!(pool.idle_count(), 0);
+    eventually("the idle connection closed", || rig.closed() == 1).await;
+    assert_eq!(rig.pool.idle_count(), 0);
     // And the pool still works after.
-    assert_eq!(exchange(&pool, &target).await, b"ok");
-    assert_eq!(counts.accepted.load(Ordering::SeqCst), 2);
+    assert_eq!(rig.exchange().await, b"ok");
+    assert_eq!(rig.accepted(), 2);
 }
 
 #[tokio::test]
 async fn concurrent_requests_each_get_a_connection_and_all_are_kept() {
-    let (target, counts) = server(Script {
-        response: OK,
-        close_after: None,
-    })
-    .await;
-    let pool = pool(target.clone(), Duration::from_secs(90));
+    let rig = rig(KEEP_ALIVE, LONG).await;
     // Four sent before any is read: four connections.
     let mut open = Vec::new();
     for _ in 0..4 {
-        open.push(pool.send(get(&target)).await.expect("response"));
+        open.push(rig.pool.send(rig.get()).await.expect("response"));
     }
     for (response, lease) in open {
         response.into_body().collect().await.expect("body");
         lease.give_back();
     }
-    assert_eq!(counts.accepted.load(Ordering::SeqCst), 4);
-    assert_eq!(pool.idle_count(), 4);
+    assert_eq!(rig.accepted(), 4);
+    assert_eq!(rig.pool.idle_count(), 4);
     for _ in 0..8 {
-        assert_eq!(exchange(&pool, &target).await, b"ok");
+        assert_eq!(rig.exchange().await, b"ok");
     }
-    assert_eq!(counts.accepted.load(Ordering::SeqCst), 4, "reused");
+    assert_eq!(rig.accepted(), 4, "reused");
 }
 
 #[tokio::test]
 async fn an_unreachable_upstream_is_a_connect_error() {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let target: Uri = format!("http://{}/", listener.local_addr().expect("addr"))
+    let gone: Uri = format!("http://{}/", listener.local_addr().expect("addr"))
         .parse()
         .expect("uri");
     drop(listener);
-    let pool = pool(target.clone(), Duration::from_secs(90));
-    match pool.send(get(&target)).await {
+    match pool(&gone, LONG).send(get(&gone)).await {
         Err(SendError::Connect(_)) => {}
         other => panic!("expected a connect error, got {:?}", other.map(|(r, _)| r)),
     }
