@@ -1,5 +1,5 @@
-//! Who may use the proxy, and how much. One middleware ([`check`]) runs
-//! before any other work on a matched route:
+//! Who may use the proxy, and how much. [`admit`] runs before any other
+//! work on a matched route:
 //!
 //! 1. **Network**: `auth.deny_cidrs`, then `auth.allow_cidrs`, on the
 //!    client's address (`X-Forwarded-For` only from `server.trusted_proxies`).
@@ -27,10 +27,10 @@ pub mod net;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderMap, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::AppState;
 use crate::cache::redis::RedisTier;
@@ -51,7 +51,7 @@ pub struct Access {
     metrics: Arc<Metrics>,
 }
 
-/// Who sent a request (a request extension set by [`check`]).
+/// Who sent a request (a request extension set by [`admit`]).
 #[derive(Clone, Debug)]
 pub enum Caller {
     /// No keys are configured: anyone who reaches the proxy.
@@ -187,14 +187,19 @@ impl Access {
     }
 }
 
-/// The middleware: network rules, the caller, its concurrency slot, and
-/// the rate limit of routes that run no model (see the module doc).
-pub async fn check(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+/// Network rules, the caller, its concurrency slot, and the rate limit of
+/// routes that run no model (see the module doc), before the handler runs
+/// (in `api::ops::gate`'s layer). `Ok`: the request may go on, with the
+/// key's slot to hold until its response body ends; `Err`: the refusal.
+pub async fn admit(
+    state: &AppState,
+    req: &mut Request,
+) -> Result<Option<OwnedSemaphorePermit>, Response> {
     let access = &state.access;
     let path = req.uri().path();
     let need = need(path);
     if need == Need::Nothing {
-        return next.run(req).await;
+        return Ok(None);
     }
     let route = Route::at(path);
     let (dialect, guarded) = (Dialect::of(route, path), route.is_some());
@@ -203,16 +208,16 @@ pub async fn check(State(state): State<AppState>, mut req: Request, next: Next) 
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
     if !access.net.admits(access.net.client(peer, req.headers())) {
-        return access.denied("network", ProxyError::NetworkDenied, dialect);
+        return Err(access.denied("network", ProxyError::NetworkDenied, dialect));
     }
     // CORS preflights carry no credentials by design; Ollama answers them.
     let preflight = req.method() == axum::http::Method::OPTIONS;
     if preflight || need == Need::AdminCall || (need == Need::Ops && !access.protect_ops) {
-        return next.run(req).await;
+        return Ok(None);
     }
     let caller = match access.identify(token(req.headers())) {
         Ok(c) => c,
-        Err((reason, e)) if need != Need::Ops => return access.denied(reason, e, dialect),
+        Err((reason, e)) if need != Need::Ops => return Err(access.denied(reason, e, dialect)),
         Err(_) => Caller::Anyone,
     };
     let refusal = match (&caller, need) {
@@ -230,7 +235,7 @@ pub async fn check(State(state): State<AppState>, mut req: Request, next: Next) 
         _ => None,
     };
     if let Some(e) = refusal {
-        return access.denied("forbidden", e, dialect);
+        return Err(access.denied("forbidden", e, dialect));
     }
     let slot = match &caller {
         Caller::Key(c) => match c.slots.as_ref().map(|s| s.clone().try_acquire_owned()) {
@@ -239,7 +244,7 @@ pub async fn check(State(state): State<AppState>, mut req: Request, next: Next) 
                     what: "limit of requests at once",
                     retry_after_secs: 1,
                 };
-                return access.denied("concurrency", e, dialect);
+                return Err(access.denied("concurrency", e, dialect));
             }
             Some(Ok(permit)) => Some(permit),
             None => None,
@@ -247,12 +252,8 @@ pub async fn check(State(state): State<AppState>, mut req: Request, next: Next) 
         _ => None,
     };
     if !guarded && let Err(e) = access.charge(Some(&caller), 0).await {
-        return e.in_dialect(dialect).into_response();
+        return Err(e.in_dialect(dialect).into_response());
     }
     req.extensions_mut().insert(caller);
-    let response = next.run(req).await;
-    match slot {
-        None => response,
-        Some(permit) => crate::api::held::hold(response, permit),
-    }
+    Ok(slot)
 }

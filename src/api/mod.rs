@@ -10,12 +10,12 @@
 //! 4. `CatchPanicLayer`: a panic becomes a generic 500, never a dropped
 //!    connection.
 //!
-//! Route layers (matched routes only), outermost first:
-//! 1. `ops::gate`: sheds load past `server.max_in_flight` (503), then
-//!    counts requests by route template and status and keeps the in-flight
+//! One route layer (matched routes only), `ops::gate`, in this order:
+//! 1. sheds load past `server.max_in_flight` (503);
+//! 2. `access::admit`: network rules, API keys, a key's concurrency slot
+//!    and rate limit (401, 403, 429); see `access`;
+//! 3. counts requests by route template and status and keeps the in-flight
 //!    gauge (a stream stays in flight until its body ends).
-//! 2. `access::check`: network rules, API keys, a key's concurrency slot
-//!    and rate limit (401, 403, 429); see `access`.
 //!
 //! Body limits are enforced by the handlers (413 in the route's error shape);
 //! admin calls check `admin.token` in their handler; routes that run a model
@@ -36,10 +36,10 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+use crate::AppState;
 use crate::dialect::{Dialect, Route};
 use crate::error::{ApiError, ProxyError};
 use crate::proxy::{guarded, passthrough};
-use crate::{AppState, access};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -87,10 +87,11 @@ pub fn app(state: AppState) -> Router {
         }))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(CatchPanicLayer::new());
-    let gate = ops::Gate::new(state.config.server.max_in_flight, state.metrics.clone());
     router
-        .route_layer(middleware::from_fn_with_state(state.clone(), access::check))
-        .route_layer(middleware::from_fn_with_state(gate, ops::gate))
+        .route_layer(middleware::from_fn_with_state(
+            ops::Gate::new(state.clone()),
+            ops::gate,
+        ))
         .fallback(not_found)
         .layer(layers)
         .with_state(state)
