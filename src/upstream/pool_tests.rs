@@ -234,3 +234,63 @@ async fn an_unreachable_upstream_is_a_connect_error() {
         other => panic!("expected a connect error, got {:?}", other.map(|(r, _)| r)),
     }
 }
+
+/// A server on a thread of its own: it answers one request, closes the
+/// connection 100 ms later, and then counts the connections made to it
+/// within half a second.
+fn closing_server() -> (Uri, std::thread::JoinHandle<usize>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let uri = format!("http://{}/", listener.local_addr().expect("addr"))
+        .parse()
+        .expect("uri");
+    let handle = std::thread::spawn(move || {
+        let (mut tcp, _) = listener.accept().expect("accept");
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 1024];
+        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = tcp.read(&mut chunk).expect("read");
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        tcp.write_all(OK.as_bytes()).expect("write");
+        std::thread::sleep(Duration::from_millis(100));
+        drop(tcp);
+        listener.set_nonblocking(true).expect("nonblocking");
+        let mut later = 0;
+        for _ in 0..50 {
+            if listener.accept().is_ok() {
+                later += 1;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        later
+    });
+    (uri, handle)
+}
+
+/// Ollama (or a proxy in front of it) closes a kept-alive connection while
+/// the pool holds it idle and before the pool has seen it: the request
+/// written on it fails, and is not sent again, since the server may have
+/// read it (hyper-util and Go's net/http do the same for a POST). Only a
+/// request not yet written goes out again.
+#[tokio::test]
+async fn a_request_written_on_a_connection_the_server_closed_is_not_sent_again() {
+    let (target, server) = closing_server();
+    let pool = pool(&target, LONG);
+    let (response, lease) = pool.send(get(&target)).await.expect("response");
+    response.into_body().collect().await.expect("body");
+    lease.give_back();
+    // The server closes the connection meanwhile; blocking here keeps this
+    // runtime from polling the connection's task, so the pool has not
+    // seen it closed.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(pool.idle_count(), 1, "not yet seen closed");
+    match pool.send(get(&target)).await {
+        Err(SendError::Exchange(e)) => assert!(e.is_incomplete_message(), "{e}"),
+        other => panic!(
+            "expected a failed exchange, got {:?}",
+            other.map(|(r, _)| r)
+        ),
+    }
+    assert_eq!(server.join().expect("server"), 0, "no second connection");
+}
