@@ -20,6 +20,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
+use smallvec::SmallVec;
 
 use crate::config::{OllamaConfig, secs};
 use crate::error::ProxyError;
@@ -42,9 +43,27 @@ const HOP_BY_HOP: [HeaderName; 9] = [
     header::HOST,
 ];
 
+/// Removes the hop-by-hop headers, and those the `Connection` header names
+/// (they describe this hop only, RFC 9110 §7.6.1). One pass over the names
+/// finds them: most messages have none but `Host`, and removing a name that
+/// is not there still costs a lookup.
 fn strip_hop_headers(headers: &mut HeaderMap) {
-    for h in &HOP_BY_HOP {
-        headers.remove(h);
+    let mut found: SmallVec<[HeaderName; 4]> = headers
+        .keys()
+        .filter(|name| HOP_BY_HOP.contains(name))
+        .cloned()
+        .collect();
+    let listed = headers.get_all(header::CONNECTION).iter();
+    for token in listed
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+    {
+        if let Ok(name) = HeaderName::from_bytes(token.trim().as_bytes()) {
+            found.push(name);
+        }
+    }
+    for name in &found {
+        headers.remove(name);
     }
 }
 
@@ -383,7 +402,7 @@ mod tests {
     }
 
     #[test]
-    fn hop_by_hop_headers_are_removed_with_every_value() {
+    fn hop_by_hop_headers_and_those_connection_names_are_removed_with_every_value() {
         let mut headers = HeaderMap::new();
         for (name, value) in [
             ("Host", "127.0.0.1:8080"),
@@ -395,6 +414,12 @@ mod tests {
             ("Transfer-Encoding", "chunked"),
             ("TE", "trailers"),
             ("X-Request-Id", "r1"),
+            // Named by `Connection`: this hop's too.
+            ("Connection", "X-Hop-A , close"),
+            ("X-Hop-A", "a"),
+            ("X-Hop-B", "b1"),
+            ("X-Hop-B", "b2"),
+            ("Connection", "x-hop-b"),
         ] {
             headers.append(
                 HeaderName::from_bytes(name.as_bytes()).expect("name"),
