@@ -58,7 +58,13 @@ fn strip_hop_headers(headers: &mut HeaderMap) {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
     {
-        if let Ok(name) = HeaderName::from_bytes(token.trim().as_bytes()) {
+        let token = token.trim();
+        // The usual values: an option, and a name removed above. Skipped,
+        // not made into a name (an allocation) for every reply.
+        if token.eq_ignore_ascii_case("keep-alive") || token.eq_ignore_ascii_case("close") {
+            continue;
+        }
+        if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
             found.push(name);
         }
     }
