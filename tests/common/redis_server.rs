@@ -19,7 +19,7 @@ pub struct RedisServer {
     /// More `redis-server` arguments (replicaof, cluster mode...).
     extra: Vec<String>,
     /// The server's working directory.
-    dir: PathBuf,
+    dir: TempDir,
     child: Option<Child>,
 }
 
@@ -55,7 +55,7 @@ impl RedisServer {
             port,
             password,
             extra,
-            dir: work_dir(port),
+            dir: TempDir::new("redis"),
             child: None,
         };
         server.spawn();
@@ -69,7 +69,7 @@ impl RedisServer {
             port,
             password: None,
             extra: Vec::new(),
-            dir: work_dir(port),
+            dir: TempDir::new("redis"),
             child: None,
         }
     }
@@ -97,7 +97,7 @@ impl RedisServer {
             "--protected-mode",
             "no",
         ]);
-        cmd.arg("--dir").arg(&self.dir);
+        cmd.arg("--dir").arg(&self.dir.0);
         if let Some(p) = &self.password {
             cmd.args(["--requirepass", p, "--masterauth", p]);
         }
@@ -204,14 +204,31 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.resume();
         self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        // Then `dir` is dropped: removed.
     }
 }
 
-/// A new, empty directory for the server on `port`.
-fn work_dir(port: u16) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("ollama-guard-redis-{}-{port}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("redis-server's directory");
-    dir
+/// A directory of this test's files, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "ollama-guard-{name}-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Self(dir)
+    }
+
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
