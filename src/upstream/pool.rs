@@ -72,6 +72,13 @@ struct Idle {
     since: Instant,
 }
 
+impl Idle {
+    /// Closed by the server, or idle for `timeout` by `now`: to be dropped.
+    fn stale(&self, now: Instant, timeout: Duration) -> bool {
+        self.sender.is_closed() || now - self.since >= timeout
+    }
+}
+
 /// A connection lent to one request, given back by [`Lease::give_back`]
 /// when its response has been read whole; dropped otherwise.
 pub struct Lease {
@@ -149,7 +156,7 @@ impl Pool {
         while at > 0 {
             at -= 1;
             let c = &idle[at];
-            if c.sender.is_closed() || now - c.since >= self.idle_timeout {
+            if c.stale(now, self.idle_timeout) {
                 idle.remove(at);
             } else if c.sender.is_ready() {
                 return Some(idle.remove(at).sender);
@@ -168,7 +175,7 @@ impl Pool {
     }
 
     fn drop_stale(&self, idle: &mut Vec<Idle>, now: Instant) {
-        idle.retain(|c| !c.sender.is_closed() && now - c.since < self.idle_timeout);
+        idle.retain(|c| !c.stale(now, self.idle_timeout));
     }
 
     /// Closes what is still idle after `idle_timeout`, and again while
