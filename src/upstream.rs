@@ -109,10 +109,38 @@ pub struct Upstream {
 /// An upstream response: its head, and its body read chunk by chunk, each
 /// within `ollama.idle_timeout_secs`.
 pub struct UpstreamResponse {
-    response: Response<Incoming>,
+    head: axum::http::response::Parts,
+    body: Returning,
     idle: Duration,
-    /// Its connection, back to the pool once the body is read whole.
-    lease: Lease,
+}
+
+/// A response body and the connection it came on. The connection goes
+/// back to the pool when the body is dropped after its end, however the
+/// end was noticed:
+/// - [`UpstreamResponse::chunks`] read it (a chunked body ends only so);
+/// - all of its declared `Content-Length` arrived. hyper's server stops
+///   polling a relayed body once it has written that many bytes and drops
+///   it without asking for its end; an empty body (`HEAD`, 204, length 0)
+///   is never polled at all.
+///
+/// Dropped before its end (a client that left, a stall, an error), the
+/// body takes its connection with it: the rest of it would be read as the
+/// next response.
+struct Returning {
+    body: Incoming,
+    lease: Option<Lease>,
+    /// `frame()` answered `None`.
+    ended: bool,
+}
+
+impl Drop for Returning {
+    fn drop(&mut self) {
+        if self.ended || hyper::body::Body::is_end_stream(&self.body) {
+            if let Some(lease) = self.lease.take() {
+                lease.give_back();
+            }
+        }
+    }
 }
 
 /// Why an upstream body stopped before its end.
@@ -137,17 +165,17 @@ impl std::error::Error for BodyError {}
 
 impl UpstreamResponse {
     pub fn status(&self) -> StatusCode {
-        self.response.status()
+        self.head.status
     }
 
     pub fn headers(&self) -> &HeaderMap {
-        self.response.headers()
+        &self.head.headers
     }
 
     /// The headers to pass on to the client: taken out instead of cloned
     /// ([`Self::headers`] is empty after), hop-by-hop ones removed.
     pub fn take_headers(&mut self) -> HeaderMap {
-        let mut headers = std::mem::take(self.response.headers_mut());
+        let mut headers = std::mem::take(&mut self.head.headers);
         strip_hop_headers(&mut headers);
         headers
     }
@@ -166,19 +194,18 @@ impl UpstreamResponse {
     /// error. Read to its end, it gives the connection back to the pool.
     pub fn chunks(self) -> impl Stream<Item = Result<Bytes, BodyError>> + Send + 'static {
         let idle = self.idle;
-        let state = Some((self.response.into_body(), self.lease));
-        futures_util::stream::unfold(state, move |state| async move {
-            let (mut body, lease) = state?;
+        futures_util::stream::unfold(Some(self.body), move |state| async move {
+            let mut rest = state?;
             loop {
-                return match tokio::time::timeout(idle, body.frame()).await {
+                return match tokio::time::timeout(idle, rest.body.frame()).await {
                     Err(_) => Some((Err(BodyError::Stalled), None)),
                     Ok(None) => {
-                        lease.give_back();
+                        rest.ended = true;
                         None
                     }
                     Ok(Some(Err(e))) => Some((Err(BodyError::Failed(e)), None)),
                     Ok(Some(Ok(frame))) => match frame.into_data() {
-                        Ok(data) => Some((Ok(data), Some((body, lease)))),
+                        Ok(data) => Some((Ok(data), Some(rest))),
                         Err(_trailers) => continue,
                     },
                 };
@@ -252,11 +279,19 @@ impl Upstream {
         *request.headers_mut() = headers;
         match tokio::time::timeout(self.response_timeout, self.pool().send(request)).await {
             Err(_) => Err(ProxyError::Timeout),
-            Ok(Ok((response, lease))) => Ok(UpstreamResponse {
-                response,
-                idle: self.idle_timeout,
-                lease,
-            }),
+            Ok(Ok((response, lease))) => {
+                let (head, body) = response.into_parts();
+                let body = Returning {
+                    body,
+                    lease: Some(lease),
+                    ended: false,
+                };
+                Ok(UpstreamResponse {
+                    head,
+                    body,
+                    idle: self.idle_timeout,
+                })
+            }
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, url = %self.base, "upstream request failed");
                 Err(ProxyError::Unreachable {

@@ -120,6 +120,55 @@ async fn every_endpoint_passes_through_byte_exact() {
     }
 }
 
+/// Ollama is asked over one kept-alive connection, however each reply
+/// ends: with its length (relayed as it came: hyper stops reading a body
+/// once that many bytes are written, and never asks for its end), empty,
+/// chunked (a stream), whole and scanned, or an error.
+#[tokio::test]
+async fn one_connection_to_ollama_serves_every_kind_of_reply() {
+    let fake = FakeOllama::start().await;
+    let yaml = format!("{SCANNERS}\nserver:\n  workers: 1\n");
+    let proxy = start_proxy(config(&fake.url, &yaml)).await;
+    let chat = |stream: bool| json!({"model": "m", "stream": stream, "messages": [{"role": "user", "content": "hi"}]});
+    let cases: Vec<(Method, &str, Option<Value>, u16)> = vec![
+        (Method::GET, "/api/tags", None, 200),
+        (Method::HEAD, "/", None, 200),
+        (Method::POST, "/api/show", Some(json!({"model": "m"})), 200),
+        (
+            Method::POST,
+            "/api/copy",
+            Some(json!({"source": "a", "destination": "b"})),
+            200,
+        ),
+        (
+            Method::POST,
+            "/api/embed",
+            Some(json!({"model": "m", "input": "hi"})),
+            200,
+        ),
+        (Method::POST, "/api/chat", Some(chat(false)), 200),
+        (Method::POST, "/api/chat", Some(chat(true)), 200),
+        (
+            Method::POST,
+            "/api/generate",
+            Some(json!({"model": "missing", "prompt": "hi"})),
+            404,
+        ),
+        (Method::GET, "/api/version", None, 200),
+    ];
+    let http = client();
+    for (method, path, body, status) in cases {
+        let mut req = http.request(method.clone(), format!("{}{path}", proxy.url));
+        if let Some(b) = body {
+            req = req.body(b.to_string());
+        }
+        let resp = req.send().await.expect("send");
+        assert_eq!(resp.status().as_u16(), status, "{method} {path}");
+        resp.bytes().await.expect("body");
+        assert_eq!(fake.connections(), 1, "after {method} {path}");
+    }
+}
+
 #[tokio::test]
 async fn upstream_errors_keep_their_status_and_body() {
     let (fake, proxy) = stack(SCANNERS).await;

@@ -4,6 +4,7 @@
 //! recording every request it receives.
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -128,6 +129,8 @@ pub struct Inner {
     stream_ends: Mutex<Vec<StreamEnd>>,
     /// Models that answer as guard models on `/api/chat`.
     guards: Mutex<std::collections::HashMap<String, GuardScript>>,
+    /// TCP connections accepted.
+    connections: std::sync::atomic::AtomicUsize,
 }
 
 /// Records how a stream ended when the stream is dropped.
@@ -170,7 +173,9 @@ impl FakeOllama {
             .expect("bind fake ollama");
         let addr = listener.local_addr().expect("addr");
         // Go's net package sets TCP_NODELAY on every connection; so does the fake.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let counts = inner.clone();
+        let listener = axum::serve::ListenerExt::tap_io(listener, move |tcp| {
+            counts.connections.fetch_add(1, Ordering::SeqCst);
             let _ = tcp.set_nodelay(true);
         });
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -209,6 +214,11 @@ impl FakeOllama {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         None
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.inner.connections.load(Ordering::SeqCst)
     }
 
     pub fn call_count(&self) -> usize {
