@@ -7,6 +7,8 @@
 # prompt). oha with 32 connections; rounds interleaved, medians printed.
 #   whole:  non-streamed /api/chat: max requests/s, then p50 at a fixed 2,000 req/s
 #   stream: a 200-chunk NDJSON reply: max requests/s x 200 = chunks/s
+#   pass:   GET /api/tags, a route nothing scans (relayed as it comes, the
+#           same fixed reply): max requests/s; the cost of the proxy alone
 #   CPU per request: the proxy's user + system time (/proc/PID/stat) over
 #   the max-rate runs, divided by the requests served (nginx: its worker).
 #   Less sensitive than requests/s to what else the machine is doing.
@@ -62,10 +64,15 @@ proc[ng-stream]=${proc[ng-whole]}
 ticks=$(getconf CLK_TCK)
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; } # user + system, in ticks
 
-load() { # PORT STREAM [QPS] -> "rps p50_ms requests"; fails on any non-200 answer
-  local extra=(); [ -n "${3:-}" ] && extra=(-q "$3")
-  "$oha" -z "${secs}s" -c 32 "${extra[@]}" --no-tui --output-format json -m POST \
-    -H 'Content-Type: application/json' -d "$(body "$2")" "http://127.0.0.1:$1/api/chat" |
+load() { # PORT MODE [QPS] -> "rps p50_ms requests"; fails on any non-200 answer
+  local extra=() request stream=false
+  [ -n "${3:-}" ] && extra=(-q "$3")
+  case $2 in
+    pass) request=(-m GET "http://127.0.0.1:$1/api/tags") ;;
+    *) [ "$2" = stream ] && stream=true
+      request=(-m POST -H 'Content-Type: application/json' -d "$(body "$stream")" "http://127.0.0.1:$1/api/chat") ;;
+  esac
+  "$oha" -z "${secs}s" -c 32 "${extra[@]}" --no-tui --output-format json "${request[@]}" |
     python3 -c 'import json, sys
 d = json.load(sys.stdin)
 codes = d["statusCodeDistribution"]
@@ -73,12 +80,12 @@ assert set(codes) == {"200"} and d["summary"]["successRate"] == 1.0, codes
 print(round(d["summary"]["requestsPerSec"]), round(d["latencyPercentiles"]["p50"] * 1000, 3), codes["200"])'
 }
 maxload() { # TARGET MODE -> "rps us_cpu_per_request" ("-" for direct)
-  local c0="" rps n stream=false
-  [ "$2" = stream ] && stream=true
-  [ "$1" = up ] || c0=$(cpu "${proc[$1-$2]}")
-  read -r rps _ n <<<"$(load "${port[$1-$2]}" "$stream")"
+  local c0="" rps n served=$2
+  [ "$2" = pass ] && served=whole # the same process and upstream
+  [ "$1" = up ] || c0=$(cpu "${proc[$1-$served]}")
+  read -r rps _ n <<<"$(load "${port[$1-$served]}" "$2")"
   if [ -z "$c0" ]; then echo "$rps -"; else
-    python3 -c "print($rps, round(($(cpu "${proc[$1-$2]}") - $c0) / $ticks / $n * 1e6, 1))"
+    python3 -c "print($rps, round(($(cpu "${proc[$1-$served]}") - $c0) / $ticks / $n * 1e6, 1))"
   fi
 }
 declare -A res
@@ -86,21 +93,22 @@ declare -A names=([up]=direct [ng]=nginx [og]=ollama-guard [ob]=baseline)
 for round in $(seq "$rounds"); do
   for t in "${targets[@]}"; do
     read -r r cw <<<"$(maxload "$t" whole)"; res[$t-max]+=" $r"; res[$t-cw]+=" $cw"
-    read -r _ l _ <<<"$(load "${port[$t-whole]}" false 2000)"; res[$t-p50]+=" $l"
+    read -r _ l _ <<<"$(load "${port[$t-whole]}" whole 2000)"; res[$t-p50]+=" $l"
     read -r s cs <<<"$(maxload "$t" stream)"; res[$t-stream]+=" $s"; res[$t-cs]+=" $cs"
-    echo "round $round  ${names[$t]}: $r req/s ($cw µs CPU each), p50 $l ms at 2k req/s, stream $((s * 200)) chunks/s ($cs µs CPU a stream)"
+    read -r g cg <<<"$(maxload "$t" pass)"; res[$t-pass]+=" $g"; res[$t-cg]+=" $cg"
+    echo "round $round  ${names[$t]}: $r req/s ($cw µs CPU each), p50 $l ms at 2k req/s, stream $((s * 200)) chunks/s ($cs µs CPU a stream), pass-through $g req/s ($cg µs CPU each)"
   done
 done
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 declare -A med
-for t in "${targets[@]}"; do for k in max p50 stream cw cs; do med[$t-$k]=$(median <<<"${res[$t-$k]}"); done; done
+for t in "${targets[@]}"; do for k in max p50 stream cw cs pass cg; do med[$t-$k]=$(median <<<"${res[$t-$k]}"); done; done
 echo
-printf '%-13s %10s %14s %14s %15s %14s %15s\n' path "max req/s" "p50 @2k (ms)" "added p50" "stream chunk/s" "CPU µs/req" "CPU µs/stream"
+printf '%-13s %10s %14s %14s %15s %14s %15s %12s %14s\n' path "max req/s" "p50 @2k (ms)" "added p50" "stream chunk/s" "CPU µs/req" "CPU µs/stream" "pass req/s" "CPU µs/pass"
 for t in "${targets[@]}"; do
   added=$(python3 -c "print(f'{${med[$t-p50]} - ${med[up-p50]}:+.3f}')")
-  printf '%-13s %10s %14s %14s %15s %14s %15s\n' "${names[$t]}" "${med[$t-max]}" "${med[$t-p50]}" "$added" "$((med[$t-stream] * 200))" "${med[$t-cw]:--}" "${med[$t-cs]:--}"
+  printf '%-13s %10s %14s %14s %15s %14s %15s %12s %14s\n' "${names[$t]}" "${med[$t-max]}" "${med[$t-p50]}" "$added" "$((med[$t-stream] * 200))" "${med[$t-cw]:--}" "${med[$t-cs]:--}" "${med[$t-pass]}" "${med[$t-cg]:--}"
 done
-python3 -c "print(f'ollama-guard / nginx: max req/s {${med[og-max]} / ${med[ng-max]}:.2f}x, stream chunks/s {${med[og-stream]} / ${med[ng-stream]}:.2f}x')"
+python3 -c "print(f'ollama-guard / nginx: max req/s {${med[og-max]} / ${med[ng-max]}:.2f}x, stream chunks/s {${med[og-stream]} / ${med[ng-stream]}:.2f}x, pass-through req/s {${med[og-pass]} / ${med[ng-pass]}:.2f}x')"
 if [ -n "${BASELINE_BIN:-}" ]; then
-  python3 -c "print(f'baseline / nginx: max req/s {${med[ob-max]} / ${med[ng-max]}:.2f}x, stream chunks/s {${med[ob-stream]} / ${med[ng-stream]}:.2f}x')"
+  python3 -c "print(f'baseline / nginx: max req/s {${med[ob-max]} / ${med[ng-max]}:.2f}x, stream chunks/s {${med[ob-stream]} / ${med[ng-stream]}:.2f}x, pass-through req/s {${med[ob-pass]} / ${med[ng-pass]}:.2f}x')"
 fi
