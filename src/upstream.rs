@@ -15,7 +15,7 @@ use axum::http::{
     HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, header,
 };
 use bytes::Bytes;
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
@@ -302,9 +302,19 @@ impl Upstream {
     }
 
     /// A quick liveness probe of Ollama (`GET /api/version`).
+    /// Its answer is read whole (a few bytes), so that its connection
+    /// stays open for the next request.
     pub async fn probe(&self, timeout: Duration) -> bool {
-        let get = self.send(Method::GET, "/api/version", HeaderMap::new(), Body::empty());
-        matches!(tokio::time::timeout(timeout, get).await, Ok(Ok(r)) if r.status().is_success())
+        let get = async {
+            let answer = self
+                .send(Method::GET, "/api/version", HeaderMap::new(), Body::empty())
+                .await
+                .ok()?;
+            let up = answer.status().is_success();
+            let read = answer.chunks().all(|c| async move { c.is_ok() }).await;
+            Some(up && read)
+        };
+        matches!(tokio::time::timeout(timeout, get).await, Ok(Some(true)))
     }
 }
 

@@ -123,7 +123,8 @@ async fn every_endpoint_passes_through_byte_exact() {
 /// Ollama is asked over one kept-alive connection, however each reply
 /// ends: with its length (relayed as it came: hyper stops reading a body
 /// once that many bytes are written, and never asks for its end), empty,
-/// chunked (a stream), whole and scanned, or an error.
+/// chunked (a stream), whole and scanned, or an error; `/ready`'s probe
+/// too.
 #[tokio::test]
 async fn one_connection_to_ollama_serves_every_kind_of_reply() {
     let fake = FakeOllama::start().await;
@@ -155,6 +156,8 @@ async fn one_connection_to_ollama_serves_every_kind_of_reply() {
             404,
         ),
         (Method::GET, "/api/version", None, 200),
+        (Method::GET, "/ready", None, 200),
+        (Method::GET, "/api/ps", None, 200),
     ];
     let http = client();
     for (method, path, body, status) in cases {
