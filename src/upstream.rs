@@ -135,10 +135,9 @@ struct Returning {
 
 impl Drop for Returning {
     fn drop(&mut self) {
-        if self.ended || hyper::body::Body::is_end_stream(&self.body) {
-            if let Some(lease) = self.lease.take() {
-                lease.give_back();
-            }
+        let at_end = self.ended || hyper::body::Body::is_end_stream(&self.body);
+        if at_end && let Some(lease) = self.lease.take() {
+            lease.give_back();
         }
     }
 }
