@@ -28,7 +28,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Request};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderName, header};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -98,6 +98,10 @@ fn need(path: &str) -> Need {
     }
 }
 
+/// A name, not a string: a string is parsed into a name on every lookup
+/// (every request reads this header).
+const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+
 /// The token a client sent: `Authorization: Bearer …`, else `x-api-key`.
 fn token(headers: &HeaderMap) -> Option<&str> {
     let bearer = headers
@@ -106,7 +110,7 @@ fn token(headers: &HeaderMap) -> Option<&str> {
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, t)| t.trim());
-    bearer.or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+    bearer.or_else(|| headers.get(&X_API_KEY).and_then(|v| v.to_str().ok()))
 }
 
 impl Access {
