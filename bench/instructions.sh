@@ -11,6 +11,8 @@
 # cache misses are not in them.
 #   whole:  non-streamed /api/chat, N requests
 #   stream: a 200-frame NDJSON reply, N/10 requests
+#   pass:   GET /api/tags, a route nothing scans (the whole reply, relayed),
+#           N requests: the proxy's own cost
 #   bench/instructions.sh [N] (default 2000)
 # GUARD_BIN=path measures another build; BASELINE_BIN=path a second one.
 set -euo pipefail
@@ -25,42 +27,50 @@ fi
 guard=${GUARD_BIN:-target/release/ollama-guard}
 [ -n "${GUARD_BIN:-}" ] || cargo build --release --locked --bin ollama-guard 2>/dev/null
 
-send() { # PORT STREAM REQUESTS; fails on any non-200 answer
-  "$oha" -n "$3" -c 4 --no-tui --output-format json -m POST -H 'Content-Type: application/json' \
-    -d "$(body "$2")" "http://127.0.0.1:$1/api/chat" |
+send() { # PORT MODE REQUESTS; fails on any non-200 answer
+  local request
+  case $2 in
+    pass) request=(-m GET "http://127.0.0.1:$1/api/tags") ;;
+    *) local stream=false; [ "$2" = stream ] && stream=true
+      request=(-m POST -H 'Content-Type: application/json' -d "$(body "$stream")" "http://127.0.0.1:$1/api/chat") ;;
+  esac
+  "$oha" -n "$3" -c 4 --no-tui --output-format json "${request[@]}" |
     python3 -c 'import json, sys
 codes = json.load(sys.stdin)["statusCodeDistribution"]
 assert set(codes) == {"200"}, codes'
 }
 
 count() { # BIN MODE REQUESTS -> instructions per request
-  local out listen pid stream=false
-  [ "$2" = stream ] && stream=true
+  local out listen pid served=$2
+  [ "$2" = pass ] && served=whole # the same upstream
   out="$work/callgrind-$(basename "$1")-$2-$RANDOM"
   listen=$(free_port)
-  PROXY_WORKERS=1 PROXY_PORT=$listen PROXY_HOST=127.0.0.1 OLLAMA_URL=http://127.0.0.1:${port[up-$2]} \
+  PROXY_WORKERS=1 PROXY_PORT=$listen PROXY_HOST=127.0.0.1 OLLAMA_URL=http://127.0.0.1:${port[up-$served]} \
     CACHE_BACKEND=memory RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$out" "$1" \
     >"$out.log" 2>&1 &
   pid=$!
   # Under valgrind the start takes a minute or two (the model files are
   # checksummed without the CPU's SHA instructions).
-  until curl -fsS -o /dev/null -X POST "http://127.0.0.1:$listen/api/chat" -d "$(body $stream)" 2>/dev/null; do
+  local ready=(-X POST -d "$(body false)" "http://127.0.0.1:$listen/api/chat")
+  [ "$2" = pass ] && ready=("http://127.0.0.1:$listen/api/tags")
+  until curl -fsS -o /dev/null "${ready[@]}" 2>/dev/null; do
     kill -0 "$pid" 2>/dev/null || { cat "$out.log" >&2; exit 1; }
     sleep 1
   done
-  send "$listen" "$stream" 300
+  send "$listen" "$2" 300
   callgrind_control -z "$pid" >/dev/null 2>&1
-  send "$listen" "$stream" "$3"
+  send "$listen" "$2" "$3"
   callgrind_control -d "$pid" >/dev/null 2>&1
   kill "$pid"; wait "$pid" 2>/dev/null || true
   awk -v n="$3" '/^summary:/ {printf "%d", $2 / n}' "$out.1"
 }
 
 declare -A bin=([ollama-guard]=$guard [baseline]=${BASELINE_BIN:-})
-printf '%-13s %22s %24s\n' build "whole (instr/request)" "stream (instr/request)"
+printf '%-13s %22s %24s %22s\n' build "whole (instr/request)" "stream (instr/request)" "pass (instr/request)"
 for name in ollama-guard baseline; do
   [ -n "${bin[$name]}" ] || continue
   whole=$(count "${bin[$name]}" whole "$n")
   stream=$(count "${bin[$name]}" stream $((n / 10)))
-  printf '%-13s %22s %24s\n' "$name" "$whole" "$stream"
+  pass=$(count "${bin[$name]}" pass "$n")
+  printf '%-13s %22s %24s %22s\n' "$name" "$whole" "$stream" "$pass"
 done
