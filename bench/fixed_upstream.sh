@@ -8,7 +8,8 @@
 #                    final frame), as Ollama sends them.
 # Sets `oha`, `nginx`, `work` (removed on exit unless KEEP is set), `pids`
 # (killed on exit), `free_port`, `nginx_conf NAME HTTP_BLOCK` and
-# `body STREAM` (the request every client sends).
+# `body STREAM` (the request every client sends), `request PORT MODE` and
+# `served MODE`.
 if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
   sudo_=(); [ "$(id -u)" -eq 0 ] || sudo_=(sudo -n)
   "${sudo_[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light >/dev/null
@@ -63,3 +64,16 @@ done
 nginx_conf up "$upstreams"
 "$nginx" -c "$work/up/nginx.conf" -p "$work/up" & pids+=($!)
 body() { printf '{"model":"m","stream":%s,"messages":[{"role":"user","content":"Why is the sky blue?"}]}' "$1"; }
+# Sets `req`, oha's arguments for one MODE's request to PORT:
+#   whole, stream: POST /api/chat (`body false`, `body true`);
+#   pass: GET /api/tags, a route nothing scans.
+request() {
+  case $2 in
+    pass) req=(-m GET "http://127.0.0.1:$1/api/tags") ;;
+    *) local stream=false; [ "$2" = stream ] && stream=true
+      req=(-m POST -H 'Content-Type: application/json' -d "$(body "$stream")" "http://127.0.0.1:$1/api/chat") ;;
+  esac
+}
+# The upstream (and the proxy in front of it) that answers MODE: pass is
+# answered with the whole reply.
+served() { if [ "$1" = pass ]; then echo whole; else echo "$1"; fi; }

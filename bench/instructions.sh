@@ -28,21 +28,17 @@ guard=${GUARD_BIN:-target/release/ollama-guard}
 [ -n "${GUARD_BIN:-}" ] || cargo build --release --locked --bin ollama-guard 2>/dev/null
 
 send() { # PORT MODE REQUESTS; fails on any non-200 answer
-  local request
-  case $2 in
-    pass) request=(-m GET "http://127.0.0.1:$1/api/tags") ;;
-    *) local stream=false; [ "$2" = stream ] && stream=true
-      request=(-m POST -H 'Content-Type: application/json' -d "$(body "$stream")" "http://127.0.0.1:$1/api/chat") ;;
-  esac
-  "$oha" -n "$3" -c 4 --no-tui --output-format json "${request[@]}" |
+  local req
+  request "$1" "$2"
+  "$oha" -n "$3" -c 4 --no-tui --output-format json "${req[@]}" |
     python3 -c 'import json, sys
 codes = json.load(sys.stdin)["statusCodeDistribution"]
 assert set(codes) == {"200"}, codes'
 }
 
 count() { # BIN MODE REQUESTS -> instructions per request
-  local out listen pid served=$2
-  [ "$2" = pass ] && served=whole # the same upstream
+  local out listen pid served
+  served=$(served "$2")
   out="$work/callgrind-$(basename "$1")-$2-$RANDOM"
   listen=$(free_port)
   PROXY_WORKERS=1 PROXY_PORT=$listen PROXY_HOST=127.0.0.1 OLLAMA_URL=http://127.0.0.1:${port[up-$served]} \

@@ -65,14 +65,10 @@ ticks=$(getconf CLK_TCK)
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; } # user + system, in ticks
 
 load() { # PORT MODE [QPS] -> "rps p50_ms requests"; fails on any non-200 answer
-  local extra=() request stream=false
+  local extra=() req
   [ -n "${3:-}" ] && extra=(-q "$3")
-  case $2 in
-    pass) request=(-m GET "http://127.0.0.1:$1/api/tags") ;;
-    *) [ "$2" = stream ] && stream=true
-      request=(-m POST -H 'Content-Type: application/json' -d "$(body "$stream")" "http://127.0.0.1:$1/api/chat") ;;
-  esac
-  "$oha" -z "${secs}s" -c 32 "${extra[@]}" --no-tui --output-format json "${request[@]}" |
+  request "$1" "$2"
+  "$oha" -z "${secs}s" -c 32 "${extra[@]}" --no-tui --output-format json "${req[@]}" |
     python3 -c 'import json, sys
 d = json.load(sys.stdin)
 codes = d["statusCodeDistribution"]
@@ -80,8 +76,8 @@ assert set(codes) == {"200"} and d["summary"]["successRate"] == 1.0, codes
 print(round(d["summary"]["requestsPerSec"]), round(d["latencyPercentiles"]["p50"] * 1000, 3), codes["200"])'
 }
 maxload() { # TARGET MODE -> "rps us_cpu_per_request" ("-" for direct)
-  local c0="" rps n served=$2
-  [ "$2" = pass ] && served=whole # the same process and upstream
+  local c0="" rps n served
+  served=$(served "$2")
   [ "$1" = up ] || c0=$(cpu "${proc[$1-$served]}")
   read -r rps _ n <<<"$(load "${port[$1-$served]}" "$2")"
   if [ -z "$c0" ]; then echo "$rps -"; else
