@@ -2,9 +2,12 @@
 # ollama-guard against nginx, side by side in one run, the way issue 11
 # measures it: the same upstream (an nginx worker answering /api/chat with a
 # fixed Ollama reply, standing in for a very fast Ollama) reached directly,
-# through nginx (1 worker, upstream keepalive, no scanning) and through
-# ollama-guard (the default config, warm verdicts: every request repeats the
-# prompt). oha with 32 connections; rounds interleaved, medians printed.
+# through nginx (1 worker, upstream keepalive, no scanning), through the
+# hyper floor (bench/floor: hyper's server and client on ollama-guard's
+# runtime layout and allocator, relaying and nothing else: the least a
+# proxy built on this stack costs) and through ollama-guard (the default
+# config, warm verdicts: every request repeats the prompt). oha with 32
+# connections; rounds interleaved, medians printed.
 #   whole:  non-streamed /api/chat: max requests/s, then p50 at a fixed 2,000 req/s
 #   stream: a 200-chunk NDJSON reply: max requests/s x 200 = chunks/s
 #   pass:   GET /api/tags, a route nothing scans (relayed as it comes, the
@@ -25,11 +28,13 @@ rounds=${2:-3}
 . bench/fixed_upstream.sh
 guard=${GUARD_BIN:-target/release/ollama-guard}
 [ -n "${GUARD_BIN:-}" ] || cargo build --release --locked --bin ollama-guard 2>/dev/null
+cargo build --release --locked --manifest-path bench/floor/Cargo.toml --target-dir target/floor 2>/dev/null
+floor=target/floor/release/floor
 
-targets=(up ng og)
+targets=(up ng fl og)
 [ -n "${BASELINE_BIN:-}" ] && targets+=(ob)
 for mode in whole stream; do
-  for t in ng og ob; do port[$t-$mode]=$(free_port); done
+  for t in ng fl og ob; do port[$t-$mode]=$(free_port); done
 done
 proxies=""
 for mode in whole stream; do
@@ -43,6 +48,8 @@ nginx_conf ng "$proxies"
 declare -A proc # the process whose CPU time counts, by target and mode
 declare -A bin=([og]=$guard [ob]=${BASELINE_BIN:-})
 for mode in whole stream; do
+  "$floor" "${port[fl-$mode]}" "${port[up-$mode]}" & pids+=($!)
+  proc[fl-$mode]=$!
   for t in og ob; do
     [ -n "${bin[$t]}" ] || continue
     PROXY_PORT=${port[$t-$mode]} PROXY_HOST=127.0.0.1 OLLAMA_URL=http://127.0.0.1:${port[up-$mode]} \
@@ -85,7 +92,7 @@ maxload() { # TARGET MODE -> "rps us_cpu_per_request" ("-" for direct)
   fi
 }
 declare -A res
-declare -A names=([up]=direct [ng]=nginx [og]=ollama-guard [ob]=baseline)
+declare -A names=([up]=direct [ng]=nginx [fl]="hyper floor" [og]=ollama-guard [ob]=baseline)
 for round in $(seq "$rounds"); do
   for t in "${targets[@]}"; do
     read -r r cw <<<"$(maxload "$t" whole)"; res[$t-max]+=" $r"; res[$t-cw]+=" $cw"
@@ -104,6 +111,7 @@ for t in "${targets[@]}"; do
   added=$(python3 -c "print(f'{${med[$t-p50]} - ${med[up-p50]}:+.3f}')")
   printf '%-13s %10s %14s %14s %15s %14s %15s %12s %14s\n' "${names[$t]}" "${med[$t-max]}" "${med[$t-p50]}" "$added" "$((med[$t-stream] * 200))" "${med[$t-cw]:--}" "${med[$t-cs]:--}" "${med[$t-pass]}" "${med[$t-cg]:--}"
 done
+python3 -c "print(f'hyper floor / nginx: max req/s {${med[fl-max]} / ${med[ng-max]}:.2f}x, stream chunks/s {${med[fl-stream]} / ${med[ng-stream]}:.2f}x, pass-through req/s {${med[fl-pass]} / ${med[ng-pass]}:.2f}x')"
 python3 -c "print(f'ollama-guard / nginx: max req/s {${med[og-max]} / ${med[ng-max]}:.2f}x, stream chunks/s {${med[og-stream]} / ${med[ng-stream]}:.2f}x, pass-through req/s {${med[og-pass]} / ${med[ng-pass]}:.2f}x')"
 if [ -n "${BASELINE_BIN:-}" ]; then
   python3 -c "print(f'baseline / nginx: max req/s {${med[ob-max]} / ${med[ng-max]}:.2f}x, stream chunks/s {${med[ob-stream]} / ${med[ng-stream]}:.2f}x, pass-through req/s {${med[ob-pass]} / ${med[ng-pass]}:.2f}x')"
