@@ -2,12 +2,11 @@
 //! OpenAI-compatible routes, and ollama-guard's own endpoints.
 //!
 //! Layer stack, outermost first (what a request meets in order):
-//! 1. `SetRequestIdLayer`: gives every request an `x-request-id` (kept if the
-//!    client sent one; see `request_id` for the form).
+//! 1. `request_id::RequestIdLayer`: gives every request an `x-request-id`
+//!    (kept if the client sent one) and echoes it on the response.
 //! 2. `TraceLayer`: one span per request (method, path, request id, status,
 //!    latency); bodies are never logged.
-//! 3. `PropagateRequestIdLayer`: echoes `x-request-id` on the response.
-//! 4. `CatchPanicLayer`: a panic becomes a generic 500, never a dropped
+//! 3. `CatchPanicLayer`: a panic becomes a generic 500, never a dropped
 //!    connection.
 //!
 //! One route layer (matched routes only), `ops::gate`, in this order:
@@ -28,20 +27,18 @@ mod request_id;
 mod scan;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderName, Request as HttpRequest, Uri};
+use axum::http::{Request as HttpRequest, Uri};
 use axum::routing::{any, get, post};
 use axum::{Router, middleware};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::AppState;
 use crate::dialect::{Dialect, Route};
 use crate::error::{ApiError, ProxyError};
 use crate::proxy::{guarded, passthrough};
-
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+use request_id::{REQUEST_ID, RequestIdLayer};
 
 /// Ollama routes that carry no prompt: relayed as they are, any method, so
 /// Ollama answers wrong methods itself.
@@ -80,12 +77,17 @@ pub fn app(state: AppState) -> Router {
         );
     }
     let layers = ServiceBuilder::new()
-        .layer(SetRequestIdLayer::new(REQUEST_ID, request_id::Sequential::default()))
+        .layer(RequestIdLayer::default())
         .layer(TraceLayer::new_for_http().make_span_with(|req: &HttpRequest<_>| {
-            let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
-            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            // The id is looked up only for a span that will be logged.
+            let span = tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = tracing::field::Empty);
+            if !span.is_disabled()
+                && let Some(id) = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok())
+            {
+                span.record("request_id", tracing::field::display(id));
+            }
+            span
         }))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(CatchPanicLayer::new());
     router
         .route_layer(middleware::from_fn_with_state(
