@@ -15,6 +15,9 @@
 #           N requests: the proxy's own cost
 #   bench/instructions.sh [N] (default 2000)
 # GUARD_BIN=path measures another build; BASELINE_BIN=path a second one.
+# The hyper floor (bench/floor: hyper relaying, nothing else; see
+# bench/nginx.sh) is counted the same way, for whole and pass: the part of a
+# request's count the stack itself sets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-2000}
@@ -26,6 +29,7 @@ fi
 . bench/fixed_upstream.sh
 guard=${GUARD_BIN:-target/release/ollama-guard}
 [ -n "${GUARD_BIN:-}" ] || cargo build --release --locked --bin ollama-guard 2>/dev/null
+cargo build --release --locked --manifest-path bench/floor/Cargo.toml --target-dir target/floor 2>/dev/null
 
 send() { # PORT MODE REQUESTS; fails on any non-200 answer
   local req
@@ -41,8 +45,10 @@ count() { # BIN MODE REQUESTS -> instructions per request
   served=$(served "$2")
   out="$work/callgrind-$(basename "$1")-$2-$RANDOM"
   listen=$(free_port)
+  local run=("$1") # the floor takes its two ports as arguments
+  [ "$1" = "$floor" ] && run+=("$listen" "${port[up-$served]}")
   PROXY_WORKERS=1 PROXY_PORT=$listen PROXY_HOST=127.0.0.1 OLLAMA_URL=http://127.0.0.1:${port[up-$served]} \
-    CACHE_BACKEND=memory RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$out" "$1" \
+    CACHE_BACKEND=memory RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$out" "${run[@]}" \
     >"$out.log" 2>&1 &
   pid=$!
   # Under valgrind the start takes a minute or two (the model files are
@@ -61,8 +67,10 @@ count() { # BIN MODE REQUESTS -> instructions per request
   awk -v n="$3" '/^summary:/ {printf "%d", $2 / n}' "$out.1"
 }
 
+floor=target/floor/release/floor
 declare -A bin=([ollama-guard]=$guard [baseline]=${BASELINE_BIN:-})
 printf '%-13s %22s %24s %22s\n' build "whole (instr/request)" "stream (instr/request)" "pass (instr/request)"
+printf '%-13s %22s %24s %22s\n' "hyper floor" "$(count "$floor" whole "$n")" "$(count "$floor" stream $((n / 10)))" "$(count "$floor" pass "$n")"
 for name in ollama-guard baseline; do
   [ -n "${bin[$name]}" ] || continue
   whole=$(count "${bin[$name]}" whole "$n")

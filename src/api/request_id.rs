@@ -10,9 +10,9 @@
 //! - **One layer, headers only.** tower-http's `SetRequestIdLayer` and
 //!   `PropagateRequestIdLayer` also put the id in the request's and the
 //!   response's extension maps (allocating the response's), which nothing
-//!   here reads: the two cost 3.6 k instructions a request, a 13th of a
-//!   pass-through request (callgrind, `bench/instructions.sh`); this layer
-//!   costs under 1 k.
+//!   here reads, and are two layers where one does. Replacing them with
+//!   this one saved 1.3 k instructions a request, 2.8% of a pass-through
+//!   one (callgrind, `bench/instructions.sh`).
 
 use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
