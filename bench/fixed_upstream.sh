@@ -9,7 +9,9 @@
 # Sets `oha`, `nginx`, `work` (removed on exit unless KEEP is set), `pids`
 # (killed on exit), `free_port`, `nginx_conf NAME HTTP_BLOCK` and
 # `body STREAM` (the request every client sends), `request PORT MODE` and
-# `served MODE`.
+# `served MODE`; `guard`, the ollama-guard binary measured (GUARD_BIN, or
+# target/release/ollama-guard, built), and `floor`, the hyper floor
+# (bench/floor, built).
 if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
   sudo_=(); [ "$(id -u)" -eq 0 ] || sudo_=(sudo -n)
   "${sudo_[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light >/dev/null
@@ -18,6 +20,10 @@ nginx=$(command -v nginx || echo /usr/sbin/nginx)
 oha=$(command -v oha || echo target/tools/bin/oha)
 [ -x "$oha" ] || cargo install oha --version 1.16.0 --locked --root target/tools
 ./scripts/fetch-models.sh >/dev/null
+guard=${GUARD_BIN:-target/release/ollama-guard}
+[ -n "${GUARD_BIN:-}" ] || cargo build --release --locked --bin ollama-guard 2>/dev/null
+cargo build --release --locked --manifest-path bench/floor/Cargo.toml --target-dir target/floor 2>/dev/null
+floor=target/floor/release/floor
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 work=$(mktemp -d); chmod 755 "$work" # nginx workers run as nobody

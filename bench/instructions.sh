@@ -16,8 +16,8 @@
 #   bench/instructions.sh [N] (default 2000)
 # GUARD_BIN=path measures another build; BASELINE_BIN=path a second one.
 # The hyper floor (bench/floor: hyper relaying, nothing else; see
-# bench/nginx.sh) is counted the same way, for whole and pass: the part of a
-# request's count the stack itself sets.
+# bench/nginx.sh) is counted the same way, in all three modes: the part of
+# a request's count the stack itself sets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-2000}
@@ -27,9 +27,6 @@ if ! command -v valgrind >/dev/null; then
 fi
 # shellcheck source=bench/fixed_upstream.sh
 . bench/fixed_upstream.sh
-guard=${GUARD_BIN:-target/release/ollama-guard}
-[ -n "${GUARD_BIN:-}" ] || cargo build --release --locked --bin ollama-guard 2>/dev/null
-cargo build --release --locked --manifest-path bench/floor/Cargo.toml --target-dir target/floor 2>/dev/null
 
 send() { # PORT MODE REQUESTS; fails on any non-200 answer
   local req
@@ -67,7 +64,6 @@ count() { # BIN MODE REQUESTS -> instructions per request
   awk -v n="$3" '/^summary:/ {printf "%d", $2 / n}' "$out.1"
 }
 
-floor=target/floor/release/floor
 declare -A bin=([ollama-guard]=$guard [baseline]=${BASELINE_BIN:-})
 printf '%-13s %22s %24s %22s\n' build "whole (instr/request)" "stream (instr/request)" "pass (instr/request)"
 printf '%-13s %22s %24s %22s\n' "hyper floor" "$(count "$floor" whole "$n")" "$(count "$floor" stream $((n / 10)))" "$(count "$floor" pass "$n")"

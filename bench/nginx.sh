@@ -26,10 +26,6 @@ secs=${1:-10}
 rounds=${2:-3}
 # shellcheck source=bench/fixed_upstream.sh
 . bench/fixed_upstream.sh
-guard=${GUARD_BIN:-target/release/ollama-guard}
-[ -n "${GUARD_BIN:-}" ] || cargo build --release --locked --bin ollama-guard 2>/dev/null
-cargo build --release --locked --manifest-path bench/floor/Cargo.toml --target-dir target/floor 2>/dev/null
-floor=target/floor/release/floor
 
 targets=(up ng fl og)
 [ -n "${BASELINE_BIN:-}" ] && targets+=(ob)
@@ -111,8 +107,7 @@ for t in "${targets[@]}"; do
   added=$(python3 -c "print(f'{${med[$t-p50]} - ${med[up-p50]}:+.3f}')")
   printf '%-13s %10s %14s %14s %15s %14s %15s %12s %14s\n' "${names[$t]}" "${med[$t-max]}" "${med[$t-p50]}" "$added" "$((med[$t-stream] * 200))" "${med[$t-cw]:--}" "${med[$t-cs]:--}" "${med[$t-pass]}" "${med[$t-cg]:--}"
 done
-python3 -c "print(f'hyper floor / nginx: max req/s {${med[fl-max]} / ${med[ng-max]}:.2f}x, stream chunks/s {${med[fl-stream]} / ${med[ng-stream]}:.2f}x, pass-through req/s {${med[fl-pass]} / ${med[ng-pass]}:.2f}x')"
-python3 -c "print(f'ollama-guard / nginx: max req/s {${med[og-max]} / ${med[ng-max]}:.2f}x, stream chunks/s {${med[og-stream]} / ${med[ng-stream]}:.2f}x, pass-through req/s {${med[og-pass]} / ${med[ng-pass]}:.2f}x')"
-if [ -n "${BASELINE_BIN:-}" ]; then
-  python3 -c "print(f'baseline / nginx: max req/s {${med[ob-max]} / ${med[ng-max]}:.2f}x, stream chunks/s {${med[ob-stream]} / ${med[ng-stream]}:.2f}x, pass-through req/s {${med[ob-pass]} / ${med[ng-pass]}:.2f}x')"
-fi
+for t in "${targets[@]}"; do
+  case $t in up | ng) continue ;; esac
+  python3 -c "print(f'${names[$t]} / nginx: max req/s {${med[$t-max]} / ${med[ng-max]}:.2f}x, stream chunks/s {${med[$t-stream]} / ${med[ng-stream]}:.2f}x, pass-through req/s {${med[$t-pass]} / ${med[ng-pass]}:.2f}x')"
+done
