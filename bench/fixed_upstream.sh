@@ -5,13 +5,17 @@
 # (crates.io, into target/tools) when missing, and starts the stand-in:
 #   port[up-whole]:  a non-streamed reply;
 #   port[up-stream]: a 200-frame NDJSON reply (199 one-word frames and the
-#                    final frame), as Ollama sends them.
+#                    final frame), as Ollama sends them, written at once;
+#   port[up-paced]:  the same 200 frames, each its own chunk written on its
+#                    own, PACED_MS (default 2) apart, as Ollama flushes each
+#                    token (bench/floor's `paced`): a proxy reads them one
+#                    at a time.
 # Sets `oha`, `nginx`, `work` (removed on exit unless KEEP is set), `pids`
 # (killed on exit), `free_port`, `nginx_conf NAME HTTP_BLOCK` and
 # `body STREAM` (the request every client sends), `request PORT MODE` and
 # `served MODE`; `guard`, the ollama-guard binary measured (GUARD_BIN, or
-# target/release/ollama-guard, built), and `floor`, the hyper floor
-# (bench/floor, built).
+# target/release/ollama-guard, built), `floor`, the hyper floor, and
+# `paced`, the paced upstream (both from bench/floor, built).
 if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
   sudo_=(); [ "$(id -u)" -eq 0 ] || sudo_=(sudo -n)
   "${sudo_[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light >/dev/null
@@ -24,6 +28,7 @@ guard=${GUARD_BIN:-target/release/ollama-guard}
 [ -n "${GUARD_BIN:-}" ] || cargo build --release --locked --bin ollama-guard 2>/dev/null
 cargo build --release --locked --manifest-path bench/floor/Cargo.toml --target-dir target/floor 2>/dev/null
 floor=target/floor/release/floor
+paced=target/floor/release/paced
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 work=$(mktemp -d); chmod 755 "$work" # nginx workers run as nobody
@@ -69,14 +74,16 @@ for mode in whole stream; do
 done
 nginx_conf up "$upstreams"
 "$nginx" -c "$work/up/nginx.conf" -p "$work/up" & pids+=($!)
+port[up-paced]=$(free_port)
+"$paced" "${port[up-paced]}" "$work/stream.json" "${PACED_MS:-2}" & pids+=($!)
 body() { printf '{"model":"m","stream":%s,"messages":[{"role":"user","content":"Why is the sky blue?"}]}' "$1"; }
 # Sets `req`, oha's arguments for one MODE's request to PORT:
-#   whole, stream: POST /api/chat (`body false`, `body true`);
+#   whole: POST /api/chat (`body false`); stream, paced: (`body true`);
 #   pass: GET /api/tags, a route nothing scans.
 request() {
   case $2 in
     pass) req=(-m GET "http://127.0.0.1:$1/api/tags") ;;
-    *) local stream=false; [ "$2" = stream ] && stream=true
+    *) local stream=true; [ "$2" = whole ] && stream=false
       req=(-m POST -H 'Content-Type: application/json' -d "$(body "$stream")" "http://127.0.0.1:$1/api/chat") ;;
   esac
 }

@@ -13,6 +13,10 @@
 #   stream: a 200-frame NDJSON reply, N/10 requests
 #   pass:   GET /api/tags, a route nothing scans (the whole reply, relayed),
 #           N requests: the proxy's own cost
+#   paced:  the 200-frame reply with each frame its own chunk, 20 ms apart
+#           (PACED_MS; slow enough for the proxy under valgrind to read each
+#           on its own), N/100 requests, counted per chunk: the cost of one
+#           streamed token as Ollama sends them
 #   bench/instructions.sh [N] (default 2000)
 # GUARD_BIN=path measures another build; BASELINE_BIN=path a second one.
 # The hyper floor (bench/floor: hyper relaying, nothing else; see
@@ -25,6 +29,7 @@ if ! command -v valgrind >/dev/null; then
   sudo_=(); [ "$(id -u)" -eq 0 ] || sudo_=(sudo -n)
   "${sudo_[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends valgrind >/dev/null
 fi
+PACED_MS=${PACED_MS:-20}
 # shellcheck source=bench/fixed_upstream.sh
 . bench/fixed_upstream.sh
 
@@ -56,21 +61,26 @@ count() { # BIN MODE REQUESTS -> instructions per request
     kill -0 "$pid" 2>/dev/null || { cat "$out.log" >&2; exit 1; }
     sleep 1
   done
-  send "$listen" "$2" 300
+  local warm=300
+  [ "$2" = paced ] && warm=4
+  send "$listen" "$2" "$warm"
   callgrind_control -z "$pid" >/dev/null 2>&1
   send "$listen" "$2" "$3"
   callgrind_control -d "$pid" >/dev/null 2>&1
   kill "$pid"; wait "$pid" 2>/dev/null || true
-  awk -v n="$3" '/^summary:/ {printf "%d", $2 / n}' "$out.1"
+  local per=$3
+  [ "$2" = paced ] && per=$(($3 * 200))
+  awk -v n="$per" '/^summary:/ {printf "%d", $2 / n}' "$out.1"
 }
 
 declare -A bin=([ollama-guard]=$guard [baseline]=${BASELINE_BIN:-})
-printf '%-13s %22s %24s %22s\n' build "whole (instr/request)" "stream (instr/request)" "pass (instr/request)"
-printf '%-13s %22s %24s %22s\n' "hyper floor" "$(count "$floor" whole "$n")" "$(count "$floor" stream $((n / 10)))" "$(count "$floor" pass "$n")"
-for name in ollama-guard baseline; do
+printf '%-13s %22s %24s %22s %22s\n' build "whole (instr/request)" "stream (instr/request)" "pass (instr/request)" "paced (instr/chunk)"
+bin[hyper floor]=$floor
+for name in "hyper floor" ollama-guard baseline; do
   [ -n "${bin[$name]}" ] || continue
   whole=$(count "${bin[$name]}" whole "$n")
   stream=$(count "${bin[$name]}" stream $((n / 10)))
   pass=$(count "${bin[$name]}" pass "$n")
-  printf '%-13s %22s %24s %22s\n' "$name" "$whole" "$stream" "$pass"
+  paced=$(count "${bin[$name]}" paced $((n / 100)))
+  printf '%-13s %22s %24s %22s %22s\n' "$name" "$whole" "$stream" "$pass" "$paced"
 done
