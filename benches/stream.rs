@@ -136,7 +136,7 @@ async fn main() {
     let (mut held, mut nonzero) = (0usize, 0usize);
     for t in &tokens {
         text.push_str(t);
-        let h = pipeline.hold_back(&text);
+        let h = pipeline.hold_back(&text, 0);
         held += h;
         nonzero += usize::from(h > 0);
     }

@@ -27,6 +27,8 @@ pub enum Judged {
     ByAll,
     /// The judges alone (a stream field so far; see `guard::output`).
     ByJudges,
+    /// The scanners that only report (a whole stream field, at its end).
+    ByReporters,
 }
 
 /// What to do with a request or response.
@@ -55,12 +57,17 @@ pub struct Policy {
     /// The scanners run over seams between fields, and their own key space.
     seams: Arc<Pipeline>,
     seam_fingerprint: String,
-    /// What a stream runs over each window: every scanner but the judges.
+    /// What a stream runs over each window: every scanner but the judges
+    /// and those that only report.
     pub windows: Arc<Pipeline>,
     /// The judges (guard models, the classifier), which a stream asks about
     /// the reply so far at growing intervals, and their own key space.
     pub judges: Arc<Pipeline>,
     judge_fingerprint: String,
+    /// The scanners that only report, which a stream asks about each field
+    /// once, at its end, and their own key space.
+    pub reporters: Arc<Pipeline>,
+    reporter_fingerprint: String,
     /// Replies are judged with their prompt, so keyed by it too.
     uses_prompt: bool,
 }
@@ -93,6 +100,8 @@ impl Guard {
                 windows: Arc::new(pipeline.for_windows()),
                 judges: Arc::new(pipeline.judges()),
                 judge_fingerprint: format!("{fingerprint}:judges"),
+                reporters: Arc::new(pipeline.reporters()),
+                reporter_fingerprint: format!("{fingerprint}:reporters"),
                 uses_prompt: direction == Direction::Output && pipeline.uses_prompt(),
                 pipeline: Arc::new(pipeline),
                 fingerprint,
@@ -184,6 +193,7 @@ impl Guard {
         let (pipeline, fingerprint) = match by {
             Judged::ByAll => (&policy.pipeline, &policy.fingerprint),
             Judged::ByJudges => (&policy.judges, &policy.judge_fingerprint),
+            Judged::ByReporters => (&policy.reporters, &policy.reporter_fingerprint),
         };
         let direction = Direction::Output;
         (self

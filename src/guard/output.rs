@@ -20,6 +20,11 @@
 //!   `guard.stream.judge_every_bytes`), and once more at the end, before
 //!   the final frame. Text waits for its judgement: that is the hold-back
 //!   a judge costs.
+//! - **Reporters see each field once.** Scanners in `mode: report` cannot
+//!   stop or change the text, so no window runs them and no text waits for
+//!   them: each field is given to them whole at the end of the reply
+//!   (before its last frames are sent, so a reporter's error is decided by
+//!   `fail_mode` like any other), and what they find is counted once.
 //! - A scanner error is decided by `fail_mode`.
 
 use std::borrow::Cow;
@@ -78,6 +83,9 @@ pub struct ReplyGuard {
     prompt: Option<Arc<str>>,
     /// The output policy has judges: stream fields wait for them.
     judging: bool,
+    /// The output policy has scanners that only report: each stream field
+    /// is kept whole for them.
+    reporting: bool,
     frames: VecDeque<Frame>,
     /// Sequence number of `frames[0]`.
     first: u64,
@@ -132,10 +140,17 @@ struct Window {
     pending: VecDeque<(u64, usize)>,
     /// New text since the last scan.
     dirty: bool,
-    /// All the text of this field sent so far (kept only when judging).
+    /// All the text of this field sent so far (kept only for judges and
+    /// reporters).
     released: String,
     /// Bytes of this field covered by the last judgement.
     judged: usize,
+    /// The reporters have seen this field (at the end of the reply).
+    reported: bool,
+    /// No finding can start in `sent`: it was released by a hold-back
+    /// check (not forced out), and the held text has not been rewritten
+    /// since. The next check then tries only starts in the new text.
+    sent_settled: bool,
 }
 
 impl Drop for ReplyGuard {
@@ -161,6 +176,7 @@ impl ReplyGuard {
     ) -> Self {
         Self {
             judging: !guard.output.judges.is_empty(),
+            reporting: !guard.output.reporters.is_empty(),
             guard,
             route,
             framing,
@@ -269,7 +285,35 @@ impl ReplyGuard {
             .map(|(k, _)| k.clone())
             .collect();
         for field in fields {
-            self.scan_window(&field, end || force).await?;
+            self.scan_window(&field, end || force, end).await?;
+        }
+        if end {
+            self.report_fields().await?;
+        }
+        Ok(())
+    }
+
+    /// At the end of the reply, each field not yet seen by the reporters,
+    /// whole: what was sent, then what is still held, as it will be sent.
+    async fn report_fields(&mut self) -> Result<(), Blocked> {
+        let mut todo = Vec::new();
+        for (field, w) in &mut self.windows {
+            if !std::mem::replace(&mut w.reported, true) && self.reporting {
+                todo.push((field.clone(), w.pending.iter().copied().collect::<Vec<_>>()));
+            }
+        }
+        for (field, ids) in todo {
+            let mut text = self.windows[&field].released.clone();
+            for id in ids {
+                text.push_str(&self.piece(id).text.text);
+            }
+            if !text.is_empty() {
+                let result = self
+                    .guard
+                    .reply_verdict(Judged::ByReporters, &text, self.prompt.as_ref())
+                    .await;
+                self.decide(result.map_err(|e| vec![e]))?;
+            }
         }
         Ok(())
     }
@@ -378,21 +422,23 @@ impl ReplyGuard {
     }
 
     /// Scans one field's window, rewrites its held pieces, and settles
-    /// those before the held-back tail (all of them with `end`).
-    async fn scan_window(&mut self, field: &str, end: bool) -> Result<(), Blocked> {
+    /// those before the held-back tail (all of them with `release`: the end
+    /// of the reply, `last`, or too much held).
+    async fn scan_window(&mut self, field: &str, release: bool, last: bool) -> Result<(), Blocked> {
         let Some(window) = self.windows.get_mut(field) else {
             return Ok(());
         };
         window.dirty = false;
         let sent = window.sent.clone();
         let whole = !window.any_sent;
+        let sent_settled = window.sent_settled;
         let ids: Vec<(u64, usize)> = window.pending.iter().copied().collect();
         let judging = self.judging;
         for round in 0.. {
             let (text, ranges) = self.window_text(&sent, &ids);
-            // A field never sent is judged whole by every scanner at its
-            // end; otherwise windows go to all but the judges.
-            let verdict = if end && whole {
+            // A field never sent is judged whole by every scanner at the
+            // end of the reply; otherwise windows go to the window scanners.
+            let verdict = if last && whole {
                 self.cached_verdict(&text).await?
             } else {
                 let turn = Turn::Reply(self.prompt.clone());
@@ -415,19 +461,31 @@ impl ReplyGuard {
                 .cloned()
                 .collect();
             if fresh.is_empty() {
-                let hold = if end {
+                let hold = if release {
                     0
                 } else {
-                    self.guard.output.pipeline.hold_back(&text)
+                    // A rewrite in an earlier round changed what follows
+                    // the sent text: its starts are tried again.
+                    let settled = match sent_settled && round == 0 {
+                        true => sent.len(),
+                        false => 0,
+                    };
+                    self.guard.output.pipeline.hold_back(&text, settled)
                 };
+                if let Some(w) = self.windows.get_mut(field) {
+                    w.sent_settled = !release;
+                }
                 let release_to = text.len() - hold.min(text.len());
                 for (id, range) in ids.iter().zip(&ranges) {
                     if range.end <= release_to {
                         self.piece(*id).settled = true;
                     }
                 }
-                if end && whole {
+                if last && whole {
                     self.mark_judged(field, &ids, text.len() - sent.len());
+                    if let Some(w) = self.windows.get_mut(field) {
+                        w.reported = true;
+                    }
                     return Ok(());
                 }
                 // The judges see what may be sent now, as it will be sent;
@@ -435,7 +493,7 @@ impl ReplyGuard {
                 let ready = ranges.iter().take_while(|r| r.end <= release_to).count();
                 let ready_end = ranges[..ready].last().map_or(sent.len(), |r| r.end);
                 let held = &text[sent.len()..ready_end];
-                return self.judge_field(field, &ids[..ready], held, end).await;
+                return self.judge_field(field, &ids[..ready], held, release).await;
             }
             if fresh.iter().any(|r| r.start < sent.len()) || round + 1 == MAX_ROUNDS {
                 // Part of it was sent already, or redacting does not settle.
@@ -495,7 +553,7 @@ impl ReplyGuard {
                         w.pending.pop_front();
                     }
                     w.sent.push_str(&p.text.text);
-                    if self.judging {
+                    if self.judging || self.reporting {
                         w.released.push_str(&p.text.text);
                     }
                     w.any_sent = true;
@@ -609,5 +667,7 @@ pub fn redact_range(
 mod judge;
 #[cfg(test)]
 mod judge_tests;
+#[cfg(test)]
+mod report_tests;
 #[cfg(test)]
 mod tests;

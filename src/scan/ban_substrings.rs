@@ -187,7 +187,7 @@ impl Scanner for BanSubstrings {
 
     /// The longest tail that is the start of a phrase (in matching form,
     /// mapped back to the original bytes).
-    fn hold_back(&self, text: &str) -> usize {
+    fn hold_back(&self, text: &str, _settled: usize) -> usize {
         // Only the last phrase-length of text can start a phrase; a few
         // bytes more cover characters the form removes or expands.
         let longest = self.phrases.iter().map(String::len).max().unwrap_or(0);

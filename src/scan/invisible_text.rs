@@ -97,9 +97,25 @@ impl Scanner for InvisibleText {
     async fn scan(&self, text: &str) -> Result<Vec<Match>, String> {
         let mut found = Vec::new();
         let mut prev: Option<char> = None;
-        let mut chars = text.char_indices().peekable();
-        while let Some((i, c)) = chars.next() {
-            let next = chars.peek().map(|&(_, n)| n);
+        let mut at = 0;
+        while at < text.len() {
+            // ASCII is never invisible: a run of it is skipped at once, its
+            // last character the base of what follows, and an ASCII rest
+            // ends the scan (checked a word at a time). A stream scans each
+            // new token with the text before it: nearly all of it ASCII.
+            let rest = &text.as_bytes()[at..];
+            if rest.is_ascii() {
+                break;
+            }
+            let ascii = rest.iter().take_while(|b| b.is_ascii()).count();
+            if ascii > 0 {
+                prev = Some(char::from(text.as_bytes()[at + ascii - 1]));
+                at += ascii;
+                continue;
+            }
+            let mut rest = text[at..].chars();
+            let Some(c) = rest.next() else { break };
+            let next = rest.next();
             let class = match c {
                 '\u{200D}'
                     if prev.is_some_and(is_pictograph) && next.is_some_and(is_pictograph) =>
@@ -114,7 +130,7 @@ impl Scanner for InvisibleText {
             };
             if let Some(class) = class {
                 found.push(Match {
-                    span: Some(i..i + c.len_utf8()),
+                    span: Some(at..at + c.len_utf8()),
                     score: 1.0,
                     reason: format!("invisible {class} character U+{:04X}", c as u32),
                     placeholder: String::new(),
@@ -128,13 +144,14 @@ impl Scanner for InvisibleText {
             } else {
                 Some(c)
             };
+            at += c.len_utf8();
         }
         Ok(found)
     }
 
     /// A trailing zero-width joiner: whether it joins emoji depends on the
     /// character that follows.
-    fn hold_back(&self, text: &str) -> usize {
+    fn hold_back(&self, text: &str, _settled: usize) -> usize {
         if text.ends_with('\u{200D}') {
             '\u{200D}'.len_utf8()
         } else {
@@ -215,6 +232,85 @@ mod tests {
         );
         assert!(reasons("family: 👨\u{200D}👩\u{200D}👧").await.is_empty());
         assert_eq!(reasons("a\u{200D}b").await.len(), 1);
+    }
+
+    /// The scan before ASCII runs were skipped: one character at a time.
+    fn reference_spans(text: &str) -> Vec<std::ops::Range<usize>> {
+        let mut found = Vec::new();
+        let mut prev: Option<char> = None;
+        let mut chars = text.char_indices().peekable();
+        while let Some((i, c)) = chars.next() {
+            let next = chars.peek().map(|&(_, n)| n);
+            let class = match c {
+                '\u{200D}'
+                    if prev.is_some_and(is_pictograph) && next.is_some_and(is_pictograph) =>
+                {
+                    None
+                }
+                '\u{200D}' => Some("zero-width"),
+                _ => match classify(c) {
+                    Some("variation selector") if selects_variant(prev, c) => None,
+                    class => class,
+                },
+            };
+            if class.is_some() {
+                found.push(i..i + c.len_utf8());
+            }
+            prev = if class.is_none() && classify(c).is_some() {
+                None
+            } else {
+                Some(c)
+            };
+        }
+        found
+    }
+
+    #[tokio::test]
+    async fn skipping_ascii_finds_what_a_char_by_char_scan_finds() {
+        // Every sequence of up to four of these characters, each between
+        // ASCII runs and alone: bases (ASCII keycaps and letters, emoji,
+        // Han, Mongolian) next to joiners and selectors.
+        let alphabet = [
+            "a",
+            "1",
+            "#",
+            " x ",
+            "\u{2764}",
+            "\u{1F468}",
+            "\u{845B}",
+            "\u{1820}",
+            "\u{200D}",
+            "\u{FE0F}",
+            "\u{FE0E}",
+            "\u{E0100}",
+            "\u{180B}",
+            "\u{200B}",
+            "\u{E0041}",
+            "é",
+        ];
+        let mut texts = vec![String::new()];
+        for _ in 0..4 {
+            let longer: Vec<String> = texts
+                .iter()
+                .flat_map(|t| alphabet.iter().map(move |c| format!("{t}{c}")))
+                .collect();
+            texts.extend(longer);
+        }
+        let mut checked = 0;
+        for t in &texts {
+            for text in [t.clone(), format!("ab {t} cd")] {
+                let spans: Vec<_> = InvisibleText
+                    .scan(&text)
+                    .await
+                    .expect("scan")
+                    .into_iter()
+                    .filter_map(|m| m.span)
+                    .collect();
+                assert_eq!(spans, reference_spans(&text), "{text:?}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 100_000, "{checked}");
     }
 
     #[tokio::test]

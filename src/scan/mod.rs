@@ -178,7 +178,10 @@ pub trait Scanner: Send + Sync {
     /// How many trailing bytes of `text` could still become (part of) a
     /// finding when more text is appended: a stream holds them back. Zero
     /// for scanners that judge a text whole rather than point at spans.
-    fn hold_back(&self, _text: &str) -> usize {
+    /// No finding can start in the first `settled` bytes (a stream found
+    /// them unable to when it sent them, and has only appended since): a
+    /// scanner may skip them, or ignore the hint.
+    fn hold_back(&self, _text: &str, _settled: usize) -> usize {
         0
     }
 }

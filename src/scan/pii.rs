@@ -255,8 +255,8 @@ impl Scanner for Pii {
         Ok(found)
     }
 
-    fn hold_back(&self, text: &str) -> usize {
-        tails().map_or(0, |v| v.tail(text))
+    fn hold_back(&self, text: &str, settled: usize) -> usize {
+        tails().map_or(0, |v| v.tail(text, settled))
     }
 }
 

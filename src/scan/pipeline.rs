@@ -128,15 +128,24 @@ impl Pipeline {
         }
     }
 
-    /// The scanners a stream runs over each window: all but the judges.
+    /// The scanners a stream runs over each window: those that can stop or
+    /// change the text, but the judges.
     pub fn for_windows(&self) -> Self {
-        self.filtered(|c| !c.scanner.is_judge())
+        self.filtered(|c| !c.scanner.is_judge() && c.mode != Mode::Report)
     }
 
-    /// The judges alone (guard models, the classifier): a stream asks them
-    /// about the reply so far at growing intervals (`guard::output`).
+    /// The judges (guard models, the classifier) that can stop or change
+    /// the text: a stream asks them about the reply so far at growing
+    /// intervals, and the text waits for them (`guard::output`).
     pub fn judges(&self) -> Self {
-        self.filtered(|c| c.scanner.is_judge())
+        self.filtered(|c| c.scanner.is_judge() && c.mode != Mode::Report)
+    }
+
+    /// The scanners that only report: a stream asks them about each field
+    /// once, whole, at the end of the reply, so a finding is counted once
+    /// (not in every window that holds it) and no text waits for them.
+    pub fn reporters(&self) -> Self {
+        self.filtered(|c| c.mode == Mode::Report)
     }
 
     fn filtered(&self, keep: impl Fn(&Configured) -> bool) -> Self {
@@ -157,12 +166,14 @@ impl Pipeline {
     }
 
     /// Trailing bytes of `text` a stream must hold back: the most any
-    /// scanner that can change the output (not `report`) asks for.
-    pub fn hold_back(&self, text: &str) -> usize {
+    /// scanner that can change the output (not `report`) asks for. No
+    /// finding can start in the first `settled` bytes (see
+    /// [`Scanner::hold_back`]).
+    pub fn hold_back(&self, text: &str, settled: usize) -> usize {
         self.scanners
             .iter()
             .filter(|c| c.mode != Mode::Report)
-            .map(|c| c.scanner.hold_back(text))
+            .map(|c| c.scanner.hold_back(text, settled))
             .max()
             .unwrap_or(0)
     }

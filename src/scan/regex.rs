@@ -79,8 +79,8 @@ impl Scanner for RegexScanner {
         Ok(found)
     }
 
-    fn hold_back(&self, text: &str) -> usize {
-        self.tails.tail(text)
+    fn hold_back(&self, text: &str, settled: usize) -> usize {
+        self.tails.tail(text, settled)
     }
 }
 

@@ -4,10 +4,11 @@
 //! linear scan plus the few patterns it could match. Generic values must
 //! look random (Shannon entropy) and not like a placeholder.
 
-use std::sync::OnceLock;
+use std::sync::{LazyLock, OnceLock};
 
 use aho_corasick::AhoCorasick;
 use async_trait::async_trait;
+use memchr::memmem::{Finder, FinderRev};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
@@ -376,12 +377,14 @@ impl Scanner for Secrets {
 
     /// A trailing prefix of any provider's format, or a private key begun
     /// and not yet ended (held whole, up to [`PEM_TAIL_BYTES`]).
-    fn hold_back(&self, text: &str) -> usize {
-        let pem = text
-            .rfind("-----BEGIN ")
-            .filter(|&at| !text[at..].contains("-----END "))
+    fn hold_back(&self, text: &str, settled: usize) -> usize {
+        static BEGIN: LazyLock<FinderRev> = LazyLock::new(|| FinderRev::new("-----BEGIN "));
+        static END: LazyLock<Finder> = LazyLock::new(|| Finder::new("-----END "));
+        let pem = BEGIN
+            .rfind(text)
+            .filter(|&at| END.find(&text.as_bytes()[at..]).is_none())
             .map_or(0, |at| text.len() - at);
-        let tail = tails().map_or(0, |v| v.tail(text));
+        let tail = tails().map_or(0, |v| v.tail(text, settled));
         tail.max(pem.min(PEM_TAIL_BYTES))
     }
 }

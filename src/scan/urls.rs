@@ -154,11 +154,11 @@ impl Scanner for Urls {
             .collect())
     }
 
-    fn hold_back(&self, text: &str) -> usize {
+    fn hold_back(&self, text: &str, settled: usize) -> usize {
         static V: OnceLock<Option<Viable>> = OnceLock::new();
         V.get_or_init(|| Viable::new(&[links().as_str()]).ok())
             .as_ref()
-            .map_or(0, |v| v.tail(text))
+            .map_or(0, |v| v.tail(text, settled))
     }
 }
 

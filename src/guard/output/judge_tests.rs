@@ -70,6 +70,7 @@ fn judged_guard(judge_every_bytes: usize) -> (ReplyGuard, Asked) {
     let out = &mut guard.output;
     out.windows = Arc::new(pipeline.for_windows());
     out.judges = Arc::new(pipeline.judges());
+    out.reporters = Arc::new(pipeline.reporters());
     out.seams = Arc::new(pipeline.for_seams());
     out.uses_prompt = pipeline.uses_prompt();
     out.pipeline = Arc::new(pipeline);

@@ -1,0 +1,204 @@
+//! Stream fields and reporters (scanners in `mode: report`): asked once per
+//! field, whole, at the end of the reply; counted once; never waited for
+//! before the end; their errors decided by `fail_mode`.
+
+use std::sync::Mutex;
+
+use super::*;
+use crate::cache::VerdictCache;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::scan::pipeline::{Configured, Pipeline};
+use crate::scan::{Match, Scanner};
+use serde_json::{Value, json};
+
+/// The texts a reporter was asked about.
+type Asked = Arc<Mutex<Vec<String>>>;
+
+/// Reports any text with "sorry" in it (or fails, when `fails`), recording
+/// each call.
+struct Reporter {
+    asked: Asked,
+    fails: bool,
+}
+
+#[async_trait::async_trait]
+impl Scanner for Reporter {
+    async fn scan(&self, text: &str) -> Result<Vec<Match>, String> {
+        self.asked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(text.to_string());
+        if self.fails {
+            return Err("the reporter is down".into());
+        }
+        Ok(match text.contains("sorry") {
+            true => vec![Match::judgement(1.0, "refusal")],
+            false => Vec::new(),
+        })
+    }
+}
+
+/// A reply guard with `secrets` (redact) and the reporter (report).
+fn reporting_guard(fails: bool, fail_mode: FailMode) -> (ReplyGuard, Asked) {
+    let mut config = Config::default();
+    config.cache.enabled = false;
+    config.guard.fail_mode = fail_mode;
+    config.scanners.output =
+        serde_saphyr::from_str("[{type: secrets, mode: redact}]").expect("yaml");
+    let metrics = Arc::new(Metrics::new().expect("metrics"));
+    let cache = VerdictCache::from_config(&config, &metrics).expect("cache");
+    let mut guard = Guard::new(&config, Arc::new(cache), metrics).expect("guard");
+    let asked = Asked::default();
+    let secrets = config.scanners.output[0]
+        .build(&config.scanner_resources())
+        .expect("secrets");
+    let reporter = Configured {
+        name: "reporter".into(),
+        mode: Mode::Report,
+        threshold: 0.5,
+        scanner: Arc::new(Reporter {
+            asked: asked.clone(),
+            fails,
+        }),
+    };
+    let pipeline = Pipeline::new(vec![secrets, reporter]);
+    let out = &mut guard.output;
+    out.windows = Arc::new(pipeline.for_windows());
+    out.judges = Arc::new(pipeline.judges());
+    out.reporters = Arc::new(pipeline.reporters());
+    out.seams = Arc::new(pipeline.for_seams());
+    out.pipeline = Arc::new(pipeline);
+    let options = Options {
+        overlap_bytes: 256,
+        withheld: Withheld::default(),
+        judge_every_bytes: 512,
+    };
+    let g = ReplyGuard::new(
+        Arc::new(guard),
+        Route::Generate,
+        Framing::Ndjson,
+        options,
+        None,
+        None,
+    );
+    (g, asked)
+}
+
+fn push(g: &mut ReplyGuard, text: &str, done: bool) {
+    let v = json!({"model": "m", "response": text, "done": done});
+    let raw = Bytes::from(format!("{v}\n"));
+    let doc = Tree::parse(&raw).expect("json");
+    g.push(raw.clone(), &doc).expect("well typed");
+}
+
+fn response_text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| v["response"].as_str().map(String::from))
+        .collect()
+}
+
+/// Streams `tokens` (the last ends the reply); what was sent after each
+/// settle, and the block if there was one.
+async fn run(g: &mut ReplyGuard, tokens: &[String]) -> (Vec<String>, Option<Blocked>) {
+    let (mut all, mut sent) = (Vec::new(), Vec::new());
+    for (i, t) in tokens.iter().enumerate() {
+        let end = i + 1 == tokens.len();
+        push(g, t, end);
+        match g.settle(end).await {
+            Ok(bytes) => all.extend_from_slice(&bytes),
+            Err(b) => return (sent, Some(b)),
+        }
+        sent.push(response_text(&all));
+    }
+    (sent, None)
+}
+
+fn asked(a: &Asked) -> Vec<String> {
+    a.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+/// How many findings of `scanner` the reply's tally holds.
+fn tallied(g: &ReplyGuard, scanner: &str) -> usize {
+    let tally = g.tally.lock().unwrap_or_else(|p| p.into_inner());
+    tally
+        .0
+        .iter()
+        .filter(|((s, _), _)| s == scanner)
+        .map(|(_, n)| n)
+        .sum()
+}
+
+/// A refusal, a token to redact, and far more text than one window holds.
+fn refusal_tokens() -> Vec<String> {
+    let mut tokens: Vec<String> = ["I'm ", "so", "rry, ", "but ", "my ", "key ", "is "]
+        .map(String::from)
+        .to_vec();
+    tokens.push("ghp_aB3dE5gH7jK9mN1pQ3sT5vW7yZ9bC1dE3fG5".into());
+    tokens.extend((0..60).map(|i| format!(" word{i:04}.")));
+    tokens.push(String::new());
+    tokens
+}
+
+#[tokio::test]
+async fn reporters_see_each_field_once_whole_as_sent_and_count_it_once() {
+    let (mut g, log) = reporting_guard(false, FailMode::Closed);
+    let tokens = refusal_tokens();
+    let (sent, blocked) = run(&mut g, &tokens).await;
+    assert!(blocked.is_none(), "{blocked:?}");
+    let whole = sent.last().cloned().unwrap_or_default();
+    assert!(whole.starts_with("I'm sorry, but my key is [REDACTED_GITHUB_TOKEN] word0000."));
+    assert!(whole.len() > 600, "more than two windows: {}", whole.len());
+    assert_eq!(
+        asked(&log),
+        vec![whole],
+        "asked once, about the field as sent"
+    );
+    assert_eq!(tallied(&g, "reporter"), 1, "one refusal, counted once");
+}
+
+#[tokio::test]
+async fn text_never_waits_for_reporters() {
+    let (mut g, log) = reporting_guard(false, FailMode::Closed);
+    let tokens = refusal_tokens();
+    let mut all = Vec::new();
+    for t in &tokens[..tokens.len() - 1] {
+        push(&mut g, t, false);
+        all.extend_from_slice(&g.settle(false).await.expect("clean"));
+    }
+    // Before the end the reporter was not asked, and the text went out as
+    // the secrets scanner allowed: all of it, but for a held tail at most.
+    assert!(asked(&log).is_empty());
+    let sent = response_text(&all);
+    assert!(sent.starts_with("I'm sorry, but my key is [REDACTED_GITHUB_TOKEN] word0000."));
+    assert!(sent.len() + 16 > tokens.concat().len() - 17, "{sent:?}");
+    push(&mut g, "", true);
+    g.settle(true).await.expect("clean");
+    assert_eq!(asked(&log).len(), 1);
+}
+
+#[tokio::test]
+async fn a_field_sent_whole_at_the_end_is_reported_once() {
+    let (mut g, log) = reporting_guard(false, FailMode::Closed);
+    let tokens = vec!["I'm sorry, I cannot help.".to_string()];
+    let (sent, blocked) = run(&mut g, &tokens).await;
+    assert!(blocked.is_none());
+    assert_eq!(sent, vec!["I'm sorry, I cannot help.".to_string()]);
+    assert_eq!(asked(&log).len(), 1);
+    assert_eq!(tallied(&g, "reporter"), 1);
+}
+
+#[tokio::test]
+async fn a_reporters_error_is_decided_by_fail_mode() {
+    let tokens = refusal_tokens();
+    let (mut closed, _) = reporting_guard(true, FailMode::Closed);
+    let (sent, blocked) = run(&mut closed, &tokens).await;
+    assert_eq!(blocked, Some(Blocked(vec!["reporter".into()])));
+    assert_eq!(sent.len(), tokens.len() - 1, "stopped at the end");
+    let (mut open, _) = reporting_guard(true, FailMode::Open);
+    let (sent, blocked) = run(&mut open, &tokens).await;
+    assert!(blocked.is_none(), "{blocked:?}");
+    assert!(sent.last().is_some_and(|s| s.ends_with("word0059.")));
+}
