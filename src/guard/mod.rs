@@ -27,8 +27,6 @@ pub enum Judged {
     ByAll,
     /// The judges alone (a stream field so far; see `guard::output`).
     ByJudges,
-    /// The scanners that only report (a whole stream field, at its end).
-    ByReporters,
 }
 
 /// What to do with a request or response.
@@ -65,9 +63,8 @@ pub struct Policy {
     pub judges: Arc<Pipeline>,
     judge_fingerprint: String,
     /// The scanners that only report, which a stream asks about each field
-    /// once, at its end, and their own key space.
+    /// once, at its end (not through the cache).
     pub reporters: Arc<Pipeline>,
-    reporter_fingerprint: String,
     /// Replies are judged with their prompt, so keyed by it too.
     uses_prompt: bool,
 }
@@ -101,7 +98,6 @@ impl Guard {
                 judges: Arc::new(pipeline.judges()),
                 judge_fingerprint: format!("{fingerprint}:judges"),
                 reporters: Arc::new(pipeline.reporters()),
-                reporter_fingerprint: format!("{fingerprint}:reporters"),
                 uses_prompt: direction == Direction::Output && pipeline.uses_prompt(),
                 pipeline: Arc::new(pipeline),
                 fingerprint,
@@ -193,7 +189,6 @@ impl Guard {
         let (pipeline, fingerprint) = match by {
             Judged::ByAll => (&policy.pipeline, &policy.fingerprint),
             Judged::ByJudges => (&policy.judges, &policy.judge_fingerprint),
-            Judged::ByReporters => (&policy.reporters, &policy.reporter_fingerprint),
         };
         let direction = Direction::Output;
         (self

@@ -24,7 +24,8 @@
 //!   stop or change the text, so no window runs them and no text waits for
 //!   them: each field is given to them whole at the end of the reply
 //!   (before its last frames are sent, so a reporter's error is decided by
-//!   `fail_mode` like any other), and what they find is counted once.
+//!   `fail_mode` like any other), not through the verdict cache (a reply is
+//!   seen once), and what they find is counted once.
 //! - A scanner error is decided by `fail_mode`.
 
 use std::borrow::Cow;
@@ -43,7 +44,7 @@ use crate::dialect::gojson::{Doc, deep};
 use crate::dialect::output::{self, OutText, Withheld};
 use crate::dialect::tree::Tree;
 use crate::dialect::{Rewrite, Route, apply_rewrites};
-use crate::scan::{Direction, Mode, Numbering, Redaction, Turn, Verdict};
+use crate::scan::{Direction, Mode, Numbering, Pipeline, Redaction, Turn, Verdict};
 
 /// Redact-and-rescan rounds before a text that keeps changing is blocked.
 pub const MAX_ROUNDS: usize = 3;
@@ -308,11 +309,8 @@ impl ReplyGuard {
                 text.push_str(&self.piece(id).text.text);
             }
             if !text.is_empty() {
-                let result = self
-                    .guard
-                    .reply_verdict(Judged::ByReporters, &text, self.prompt.as_ref())
-                    .await;
-                self.decide(result.map_err(|e| vec![e]))?;
+                self.uncached_verdict(&self.guard.output.reporters, &text)
+                    .await?;
             }
         }
         Ok(())
@@ -375,6 +373,21 @@ impl ReplyGuard {
             .reply_verdict(Judged::ByAll, text, self.prompt.as_ref())
             .await;
         self.decide(result.map_err(|e| vec![e]))
+    }
+
+    /// A verdict on `text` by `scanners`, not through the cache: a window,
+    /// or a whole field for the reporters, is seen once.
+    async fn uncached_verdict(
+        &self,
+        scanners: &Arc<Pipeline>,
+        text: &str,
+    ) -> Result<Arc<Verdict>, Blocked> {
+        let turn = Turn::Reply(self.prompt.clone());
+        let scanned = self.guard.pool.scan_turn(scanners, text, &turn).await;
+        if let Ok(s) = &scanned {
+            self.guard.metrics.observe_scan(Direction::Output, &s.runs);
+        }
+        self.decide(scanned.map(|s| Arc::new(s.verdict)).map_err(|e| vec![e]))
     }
 
     /// The names of the scanners still redacting `text` after the last round.
@@ -441,16 +454,8 @@ impl ReplyGuard {
             let verdict = if last && whole {
                 self.cached_verdict(&text).await?
             } else {
-                let turn = Turn::Reply(self.prompt.clone());
-                let scanned = self
-                    .guard
-                    .pool
-                    .scan_turn(&self.guard.output.windows, &text, &turn)
-                    .await;
-                if let Ok(s) = &scanned {
-                    self.guard.metrics.observe_scan(Direction::Output, &s.runs);
-                }
-                self.decide(scanned.map(|s| Arc::new(s.verdict)).map_err(|e| vec![e]))?
+                self.uncached_verdict(&self.guard.output.windows, &text)
+                    .await?
             };
             // Redactions wholly inside text already sent were applied
             // before it was sent (or are placeholders): nothing to do.
