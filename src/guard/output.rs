@@ -25,7 +25,10 @@
 //!   them: each field is given to them whole at the end of the reply
 //!   (before its last frames are sent, so a reporter's error is decided by
 //!   `fail_mode` like any other), not through the verdict cache (a reply is
-//!   seen once), and what they find is counted once.
+//!   seen once), and what they find is counted once. Without judges (which
+//!   need a field whole), a field longer than [`REPORT_PIECE_BYTES`] is
+//!   given to them in pieces of that size as it is sent, so what is kept
+//!   for them stays bounded.
 //! - A scanner error is decided by `fail_mode`.
 
 use std::borrow::Cow;
@@ -54,6 +57,12 @@ pub const MAX_ROUNDS: usize = 3;
 /// reply forever. Text released this way is still guarded: a match that
 /// later completes across it blocks the stream.
 pub const MAX_HELD_BYTES: usize = 64 * 1024;
+
+/// Text of one stream field kept for the scanners in `mode: report` (when
+/// no judge needs the field whole): past this much, what was sent is given
+/// to them and dropped but for its last `overlap_bytes`, so a reply of any
+/// length keeps a bounded amount.
+pub const REPORT_PIECE_BYTES: usize = 64 * 1024;
 
 /// Why a reply must stop.
 #[derive(Debug, PartialEq)]
@@ -288,29 +297,47 @@ impl ReplyGuard {
         for field in fields {
             self.scan_window(&field, end || force, end).await?;
         }
-        if end {
-            self.report_fields().await?;
-        }
-        Ok(())
+        self.report_fields(end).await
     }
 
-    /// At the end of the reply, each field not yet seen by the reporters,
-    /// whole: what was sent, then what is still held, as it will be sent.
-    async fn report_fields(&mut self) -> Result<(), Blocked> {
+    /// Gives the reporters what they must see now. At the end of the reply,
+    /// each field not seen whole yet: what was sent, then what is still
+    /// held, as it will be sent. Before it, the sent text of a field that
+    /// reached [`REPORT_PIECE_BYTES`], of which only the last
+    /// `overlap_bytes` are then kept (unless judges need it all).
+    async fn report_fields(&mut self, end: bool) -> Result<(), Blocked> {
+        if !self.reporting {
+            return Ok(());
+        }
+        let piece_bytes = match self.judging {
+            true => usize::MAX,
+            false => REPORT_PIECE_BYTES,
+        };
         let mut todo = Vec::new();
         for (field, w) in &mut self.windows {
-            if !std::mem::replace(&mut w.reported, true) && self.reporting {
+            if end && !std::mem::replace(&mut w.reported, true) {
                 todo.push((field.clone(), w.pending.iter().copied().collect::<Vec<_>>()));
+            } else if !end && w.released.len() >= piece_bytes {
+                todo.push((field.clone(), Vec::new()));
             }
         }
         for (field, ids) in todo {
             let mut text = self.windows[&field].released.clone();
-            for id in ids {
-                text.push_str(&self.piece(id).text.text);
+            for id in &ids {
+                text.push_str(&self.piece(*id).text.text);
             }
             if !text.is_empty() {
                 self.uncached_verdict(&self.guard.output.reporters, &text)
                     .await?;
+            }
+            if !end {
+                // The next piece starts with this one's end, so a finding
+                // across the cut is seen (one inside it may count twice).
+                let overlap = self.options.overlap_bytes;
+                let cut = floor_char_boundary(&text, text.len().saturating_sub(overlap));
+                if let Some(w) = self.windows.get_mut(&field) {
+                    w.released.drain(..cut);
+                }
             }
         }
         Ok(())

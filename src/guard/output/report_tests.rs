@@ -202,3 +202,43 @@ async fn a_reporters_error_is_decided_by_fail_mode() {
     assert!(blocked.is_none(), "{blocked:?}");
     assert!(sent.last().is_some_and(|s| s.ends_with("word0059.")));
 }
+
+#[tokio::test]
+async fn a_long_field_is_reported_in_pieces_and_what_is_kept_stays_bounded() {
+    let (mut g, log) = reporting_guard(false, FailMode::Closed);
+    let mut tokens = vec!["I'm sorry, but here it is anyway. ".to_string()];
+    tokens.extend((0..200).map(|i| format!("{i:04} {} ", "lorem ipsum ".repeat(85))));
+    tokens.push(String::new());
+    let mut kept = 0;
+    for (i, t) in tokens.iter().enumerate() {
+        let end = i + 1 == tokens.len();
+        push(&mut g, t, end);
+        g.settle(end).await.expect("clean");
+        kept = kept.max(
+            g.windows
+                .values()
+                .map(|w| w.released.len())
+                .max()
+                .unwrap_or(0),
+        );
+    }
+    let longest = tokens.iter().map(String::len).max().unwrap_or(0);
+    assert!(kept < REPORT_PIECE_BYTES + longest, "kept {kept} bytes");
+    let calls = asked(&log);
+    assert!(calls.len() >= 3, "{} pieces", calls.len());
+    // Each piece starts with the last 256 bytes of the one before, and
+    // together they are the whole field.
+    let mut joined = calls[0].clone();
+    for pair in calls.windows(2) {
+        let tail = &pair[0][pair[0].len() - 256..];
+        assert!(pair[1].starts_with(tail));
+        assert!(pair[1].len() <= REPORT_PIECE_BYTES + 256 + longest);
+        joined.push_str(&pair[1][256..]);
+    }
+    assert_eq!(joined, tokens.concat());
+    assert_eq!(
+        tallied(&g, "reporter"),
+        1,
+        "the refusal is in the first piece only"
+    );
+}
