@@ -696,6 +696,8 @@ pub fn redact_range(
     out
 }
 
+#[cfg(test)]
+mod generate_stream;
 mod judge;
 #[cfg(test)]
 mod judge_tests;

@@ -92,6 +92,25 @@ fn is_pictograph(c: char) -> bool {
     matches!(c, '\u{2600}'..='\u{27BF}' | '\u{1F000}'..='\u{1FAFF}' | '\u{FE0F}')
 }
 
+/// The class of `c` if it hides something, between `prev` and `next`; and
+/// the base the character after it has.
+fn judge(prev: Option<char>, c: char, next: Option<char>) -> (Option<&'static str>, Option<char>) {
+    let class = match c {
+        '\u{200D}' if prev.is_some_and(is_pictograph) && next.is_some_and(is_pictograph) => None,
+        '\u{200D}' => Some("zero-width"),
+        _ => match classify(c) {
+            Some("variation selector") if selects_variant(prev, c) => None,
+            class => class,
+        },
+    };
+    // A selector is not a base: `a` + VS + VS is two hidden bytes.
+    let base = match class.is_none() && classify(c).is_some() {
+        true => None,
+        false => Some(c),
+    };
+    (class, base)
+}
+
 #[async_trait]
 impl Scanner for InvisibleText {
     async fn scan(&self, text: &str) -> Result<Vec<Match>, String> {
@@ -115,19 +134,7 @@ impl Scanner for InvisibleText {
             }
             let mut rest = text[at..].chars();
             let Some(c) = rest.next() else { break };
-            let next = rest.next();
-            let class = match c {
-                '\u{200D}'
-                    if prev.is_some_and(is_pictograph) && next.is_some_and(is_pictograph) =>
-                {
-                    None
-                }
-                '\u{200D}' => Some("zero-width"),
-                _ => match classify(c) {
-                    Some("variation selector") if selects_variant(prev, c) => None,
-                    class => class,
-                },
-            };
+            let (class, base) = judge(prev, c, rest.next());
             if let Some(class) = class {
                 found.push(Match {
                     span: Some(at..at + c.len_utf8()),
@@ -138,12 +145,7 @@ impl Scanner for InvisibleText {
                     report_only: false,
                 });
             }
-            // A selector is not a base: `a` + VS + VS is two hidden bytes.
-            prev = if class.is_none() && classify(c).is_some() {
-                None
-            } else {
-                Some(c)
-            };
+            prev = base;
             at += c.len_utf8();
         }
         Ok(found)
@@ -234,33 +236,17 @@ mod tests {
         assert_eq!(reasons("a\u{200D}b").await.len(), 1);
     }
 
-    /// The scan before ASCII runs were skipped: one character at a time.
+    /// The scan before ASCII runs were skipped: every character judged.
     fn reference_spans(text: &str) -> Vec<std::ops::Range<usize>> {
         let mut found = Vec::new();
         let mut prev: Option<char> = None;
         let mut chars = text.char_indices().peekable();
         while let Some((i, c)) = chars.next() {
-            let next = chars.peek().map(|&(_, n)| n);
-            let class = match c {
-                '\u{200D}'
-                    if prev.is_some_and(is_pictograph) && next.is_some_and(is_pictograph) =>
-                {
-                    None
-                }
-                '\u{200D}' => Some("zero-width"),
-                _ => match classify(c) {
-                    Some("variation selector") if selects_variant(prev, c) => None,
-                    class => class,
-                },
-            };
+            let (class, base) = judge(prev, c, chars.peek().map(|&(_, n)| n));
             if class.is_some() {
                 found.push(i..i + c.len_utf8());
             }
-            prev = if class.is_none() && classify(c).is_some() {
-                None
-            } else {
-                Some(c)
-            };
+            prev = base;
         }
         found
     }

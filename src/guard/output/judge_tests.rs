@@ -4,12 +4,10 @@
 use std::sync::Mutex;
 
 use super::*;
-use crate::cache::VerdictCache;
-use crate::config::Config;
-use crate::metrics::Metrics;
-use crate::scan::pipeline::{Configured, Pipeline};
+use crate::scan::pipeline::Configured;
 use crate::scan::{Cost, Match, Scanner};
-use serde_json::{Value, json};
+
+use super::generate_stream::{asked, reply_guard, run};
 
 /// What a judge was asked: the text and the prompt it was told of.
 type Asked = Arc<Mutex<Vec<(String, Option<String>)>>>;
@@ -48,81 +46,16 @@ impl Scanner for Judge {
 }
 
 fn judged_guard(judge_every_bytes: usize) -> (ReplyGuard, Asked) {
-    let mut config = Config::default();
-    config.cache.enabled = false;
-    config.scanners.output =
-        serde_saphyr::from_str("[{type: secrets, mode: redact}]").expect("yaml");
-    let metrics = Arc::new(Metrics::new().expect("metrics"));
-    let cache = VerdictCache::from_config(&config, &metrics).expect("cache");
-    let mut guard = Guard::new(&config, Arc::new(cache), metrics).expect("guard");
     let asked = Asked::default();
-    let mut scanners = vec![Configured {
+    let judge = Configured {
         name: "judge".into(),
         mode: Mode::Block,
         threshold: 0.5,
         scanner: Arc::new(Judge(asked.clone())),
-    }];
-    let secrets = config.scanners.output[0]
-        .build(&config.scanner_resources())
-        .expect("secrets");
-    scanners.push(secrets);
-    let pipeline = Pipeline::new(scanners);
-    let out = &mut guard.output;
-    out.windows = Arc::new(pipeline.for_windows());
-    out.judges = Arc::new(pipeline.judges());
-    out.reporters = Arc::new(pipeline.reporters());
-    out.seams = Arc::new(pipeline.for_seams());
-    out.uses_prompt = pipeline.uses_prompt();
-    out.pipeline = Arc::new(pipeline);
-    let options = Options {
-        overlap_bytes: 256,
-        withheld: Withheld::default(),
-        judge_every_bytes,
     };
-    let g = ReplyGuard::new(
-        Arc::new(guard),
-        Route::Generate,
-        Framing::Ndjson,
-        options,
-        None,
-        Some(Arc::from("how do I adopt a llama?")),
-    );
+    let prompt = Some("how do I adopt a llama?");
+    let g = reply_guard(judge, FailMode::Closed, judge_every_bytes, prompt);
     (g, asked)
-}
-
-fn push(g: &mut ReplyGuard, text: &str, done: bool) {
-    let v = json!({"model": "m", "response": text, "done": done});
-    let raw = Bytes::from(format!("{v}\n"));
-    let doc = Tree::parse(&raw).expect("json");
-    g.push(raw.clone(), &doc).expect("well typed");
-}
-
-fn response_text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter_map(|v| v["response"].as_str().map(String::from))
-        .collect()
-}
-
-/// Streams `tokens`; after each settle, what was sent so far. Stops at a
-/// block, returning it with what was sent before.
-async fn run(g: &mut ReplyGuard, tokens: &[String]) -> (Vec<String>, Option<Blocked>) {
-    let (mut all, mut sent) = (Vec::new(), Vec::new());
-    for (i, t) in tokens.iter().enumerate() {
-        let end = i + 1 == tokens.len();
-        push(g, t, end);
-        match g.settle(end).await {
-            Ok(bytes) => all.extend_from_slice(&bytes),
-            Err(b) => return (sent, Some(b)),
-        }
-        sent.push(response_text(&all));
-    }
-    (sent, None)
-}
-
-fn asked(a: &Asked) -> Vec<(String, Option<String>)> {
-    a.lock().unwrap_or_else(|p| p.into_inner()).clone()
 }
 
 #[tokio::test]

@@ -5,12 +5,10 @@
 use std::sync::Mutex;
 
 use super::*;
-use crate::cache::VerdictCache;
-use crate::config::Config;
-use crate::metrics::Metrics;
-use crate::scan::pipeline::{Configured, Pipeline};
+use crate::scan::pipeline::Configured;
 use crate::scan::{Match, Scanner};
-use serde_json::{Value, json};
+
+use super::generate_stream::{asked, push, reply_guard, response_text, run};
 
 /// The texts a reporter was asked about.
 type Asked = Arc<Mutex<Vec<String>>>;
@@ -41,18 +39,7 @@ impl Scanner for Reporter {
 
 /// A reply guard with `secrets` (redact) and the reporter (report).
 fn reporting_guard(fails: bool, fail_mode: FailMode) -> (ReplyGuard, Asked) {
-    let mut config = Config::default();
-    config.cache.enabled = false;
-    config.guard.fail_mode = fail_mode;
-    config.scanners.output =
-        serde_saphyr::from_str("[{type: secrets, mode: redact}]").expect("yaml");
-    let metrics = Arc::new(Metrics::new().expect("metrics"));
-    let cache = VerdictCache::from_config(&config, &metrics).expect("cache");
-    let mut guard = Guard::new(&config, Arc::new(cache), metrics).expect("guard");
     let asked = Asked::default();
-    let secrets = config.scanners.output[0]
-        .build(&config.scanner_resources())
-        .expect("secrets");
     let reporter = Configured {
         name: "reporter".into(),
         mode: Mode::Report,
@@ -62,62 +49,8 @@ fn reporting_guard(fails: bool, fail_mode: FailMode) -> (ReplyGuard, Asked) {
             fails,
         }),
     };
-    let pipeline = Pipeline::new(vec![secrets, reporter]);
-    let out = &mut guard.output;
-    out.windows = Arc::new(pipeline.for_windows());
-    out.judges = Arc::new(pipeline.judges());
-    out.reporters = Arc::new(pipeline.reporters());
-    out.seams = Arc::new(pipeline.for_seams());
-    out.pipeline = Arc::new(pipeline);
-    let options = Options {
-        overlap_bytes: 256,
-        withheld: Withheld::default(),
-        judge_every_bytes: 512,
-    };
-    let g = ReplyGuard::new(
-        Arc::new(guard),
-        Route::Generate,
-        Framing::Ndjson,
-        options,
-        None,
-        None,
-    );
+    let g = reply_guard(reporter, fail_mode, 512, None);
     (g, asked)
-}
-
-fn push(g: &mut ReplyGuard, text: &str, done: bool) {
-    let v = json!({"model": "m", "response": text, "done": done});
-    let raw = Bytes::from(format!("{v}\n"));
-    let doc = Tree::parse(&raw).expect("json");
-    g.push(raw.clone(), &doc).expect("well typed");
-}
-
-fn response_text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter_map(|v| v["response"].as_str().map(String::from))
-        .collect()
-}
-
-/// Streams `tokens` (the last ends the reply); what was sent after each
-/// settle, and the block if there was one.
-async fn run(g: &mut ReplyGuard, tokens: &[String]) -> (Vec<String>, Option<Blocked>) {
-    let (mut all, mut sent) = (Vec::new(), Vec::new());
-    for (i, t) in tokens.iter().enumerate() {
-        let end = i + 1 == tokens.len();
-        push(g, t, end);
-        match g.settle(end).await {
-            Ok(bytes) => all.extend_from_slice(&bytes),
-            Err(b) => return (sent, Some(b)),
-        }
-        sent.push(response_text(&all));
-    }
-    (sent, None)
-}
-
-fn asked(a: &Asked) -> Vec<String> {
-    a.lock().unwrap_or_else(|p| p.into_inner()).clone()
 }
 
 /// How many findings of `scanner` the reply's tally holds.
