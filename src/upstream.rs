@@ -21,6 +21,7 @@ use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use smallvec::SmallVec;
+use tokio::time::Instant;
 
 use crate::config::{OllamaConfig, secs};
 use crate::error::ProxyError;
@@ -191,20 +192,40 @@ impl UpstreamResponse {
 
     /// The body's data chunks (trailers skipped); ends after the first
     /// error. Read to its end, it gives the connection back to the pool.
+    ///
+    /// The idle timeout is one timer for the whole body, not one a chunk
+    /// (each made, set and cancelled in the timer wheel: a twentieth of a
+    /// streamed token's cost). Each chunk notes when it came; when the timer
+    /// fires, it is set again from that time, or the body has stalled.
     pub fn chunks(self) -> impl Stream<Item = Result<Bytes, BodyError>> + Send + 'static {
         let idle = self.idle;
-        futures_util::stream::unfold(Some(self.body), move |state| async move {
-            let mut rest = state?;
+        let timer = Box::pin(tokio::time::sleep(idle));
+        let state = Some((self.body, timer, Instant::now()));
+        futures_util::stream::unfold(state, move |state| async move {
+            let (mut rest, mut timer, mut heard) = state?;
             loop {
-                return match tokio::time::timeout(idle, rest.body.frame()).await {
-                    Err(_) => Some((Err(BodyError::Stalled), None)),
-                    Ok(None) => {
+                let frame = tokio::select! {
+                    biased;
+                    frame = rest.body.frame() => frame,
+                    () = &mut timer => match heard + idle {
+                        due if due <= Instant::now() => {
+                            return Some((Err(BodyError::Stalled), None));
+                        }
+                        due => {
+                            timer.as_mut().reset(due);
+                            continue;
+                        }
+                    },
+                };
+                heard = Instant::now();
+                return match frame {
+                    None => {
                         rest.ended = true;
                         None
                     }
-                    Ok(Some(Err(e))) => Some((Err(BodyError::Failed(e)), None)),
-                    Ok(Some(Ok(frame))) => match frame.into_data() {
-                        Ok(data) => Some((Ok(data), Some(rest))),
+                    Some(Err(e)) => Some((Err(BodyError::Failed(e)), None)),
+                    Some(Ok(frame)) => match frame.into_data() {
+                        Ok(data) => Some((Ok(data), Some((rest, timer, heard)))),
                         Err(_trailers) => continue,
                     },
                 };
@@ -392,6 +413,71 @@ mod tests {
             prefixed.pool().target().to_string(),
             "https://gpu.example:8443/"
         );
+    }
+
+    /// A server answering one request: its head, then after each of `gaps`
+    /// (milliseconds) a two-digit chunk (`00`, `01`...), then the end.
+    async fn paced_server(gaps: &'static [u64]) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let (mut tcp, _) = listener.accept().await.expect("accept");
+            let mut head = [0u8; 1024];
+            let _ = tcp.read(&mut head).await;
+            let mut out = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+            for (i, gap) in gaps.iter().enumerate() {
+                tcp.write_all(&out).await.expect("write");
+                tokio::time::sleep(Duration::from_millis(*gap)).await;
+                out = format!("2\r\n{i:02}\r\n").into_bytes();
+            }
+            tcp.write_all(&out).await.expect("write");
+            let _ = tcp.write_all(b"0\r\n\r\n").await;
+        });
+        format!("http://{addr}")
+    }
+
+    /// The chunks of a body read with a 250 ms idle timeout, and whether it
+    /// stalled.
+    async fn read_paced(gaps: &'static [u64]) -> (Vec<Bytes>, bool) {
+        let config = OllamaConfig {
+            url: paced_server(gaps).await,
+            idle_timeout_secs: 0.25,
+            ..OllamaConfig::default()
+        };
+        let upstream = Upstream::new(&config, 1).expect("upstream");
+        let response = upstream
+            .send(Method::GET, "/api/x", HeaderMap::new(), Body::empty())
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let mut chunks = Box::pin(response.chunks());
+        let (mut got, mut stalled) = (Vec::new(), false);
+        while let Some(chunk) = chunks.next().await {
+            match chunk {
+                Ok(data) => got.push(data),
+                Err(BodyError::Stalled) => stalled = true,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        (got, stalled)
+    }
+
+    #[tokio::test]
+    async fn a_body_slower_in_all_than_the_idle_timeout_is_read_whole() {
+        // 150 ms gaps, 600 ms in all, against 250 ms of idle timeout.
+        let (got, stalled) = read_paced(&[0, 150, 150, 150, 150]).await;
+        assert!(!stalled);
+        assert_eq!(got.concat(), b"0001020304".to_vec());
+    }
+
+    #[tokio::test]
+    async fn a_silence_longer_than_the_idle_timeout_stalls_the_body() {
+        // Two chunks 150 ms apart, then 600 ms of silence.
+        let (got, stalled) = read_paced(&[0, 150, 600, 0]).await;
+        assert!(stalled);
+        assert_eq!(got.concat(), b"0001".to_vec(), "what came before the silence");
     }
 
     #[tokio::test]
