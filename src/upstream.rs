@@ -194,9 +194,10 @@ impl UpstreamResponse {
     /// error. Read to its end, it gives the connection back to the pool.
     ///
     /// The idle timeout is one timer for the whole body, not one a chunk
-    /// (each made, set and cancelled in the timer wheel: a twentieth of a
-    /// streamed token's cost). Each chunk notes when it came; when the timer
-    /// fires, it is set again from that time, or the body has stalled.
+    /// (each made, set and cancelled in the timer wheel: 1.2% of a
+    /// streamed token's instructions). Each chunk notes when it came; when
+    /// the timer fires, it is set again from that time, or the body has
+    /// stalled.
     pub fn chunks(self) -> impl Stream<Item = Result<Bytes, BodyError>> + Send + 'static {
         let idle = self.idle;
         let timer = Box::pin(tokio::time::sleep(idle));
@@ -477,7 +478,11 @@ mod tests {
         // Two chunks 150 ms apart, then 600 ms of silence.
         let (got, stalled) = read_paced(&[0, 150, 600, 0]).await;
         assert!(stalled);
-        assert_eq!(got.concat(), b"0001".to_vec(), "what came before the silence");
+        assert_eq!(
+            got.concat(),
+            b"0001".to_vec(),
+            "what came before the silence"
+        );
     }
 
     #[tokio::test]
