@@ -28,7 +28,8 @@
 //!   seen once), and what they find is counted once. Without judges (which
 //!   need a field whole), a field longer than [`REPORT_PIECE_BYTES`] is
 //!   given to them in pieces of that size as it is sent, so what is kept
-//!   for them stays bounded.
+//!   for them stays bounded. A reply that ends early still has what was
+//!   sent reported ([`ReplyGuard::report_sent`]).
 //! - A scanner error is decided by `fail_mode`.
 
 use std::borrow::Cow;
@@ -400,6 +401,35 @@ impl ReplyGuard {
             .reply_verdict(Judged::ByAll, text, self.prompt.as_ref())
             .await;
         self.decide(result.map_err(|e| vec![e]))
+    }
+
+    /// When the reply ends early (the upstream failed, stalled or closed,
+    /// the proxy is shutting down), what was sent of each field not yet
+    /// reported is still given to the reporters, so what the client saw is
+    /// counted. Their errors change nothing then: the reply is over.
+    pub async fn report_sent(&mut self) {
+        if !self.reporting {
+            return;
+        }
+        let sent: Vec<String> = self
+            .windows
+            .values_mut()
+            .filter_map(|w| {
+                let unreported = !std::mem::replace(&mut w.reported, true);
+                (unreported && !w.released.is_empty()).then(|| w.released.clone())
+            })
+            .collect();
+        let turn = Turn::Reply(self.prompt.clone());
+        for text in sent {
+            let reporters = &self.guard.output.reporters;
+            if let Ok(s) = self.guard.pool.scan_turn(reporters, &text, &turn).await {
+                self.guard.metrics.observe_scan(Direction::Output, &s.runs);
+                self.tally
+                    .get_mut()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .add(&s.verdict);
+            }
+        }
     }
 
     /// A verdict on `text` by `scanners`, not through the cache: a window,

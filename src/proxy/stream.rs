@@ -99,6 +99,7 @@ where
                 Step::End(rest) => (rest.into_iter().collect(), true),
                 Step::Failed(why) => {
                     tracing::warn!(route = route.path(), reason = %why, "stream ended early");
+                    guard.report_sent().await;
                     let ending = ending(&config, route, &model, &progress, started, include_usage);
                     yield Ok(ending.failed(&why));
                     return;
@@ -157,6 +158,7 @@ where
                 if !final_seen {
                     let why = "the upstream closed the stream before its last frame";
                     tracing::warn!(route = route.path(), "{why}");
+                    guard.report_sent().await;
                     let ending = ending(&config, route, &model, &progress, started, include_usage);
                     yield Ok(ending.failed(why));
                 }

@@ -175,3 +175,23 @@ async fn a_long_field_is_reported_in_pieces_and_what_is_kept_stays_bounded() {
         "the refusal is in the first piece only"
     );
 }
+
+#[tokio::test]
+async fn a_reply_that_ends_early_reports_what_was_sent() {
+    let (mut g, log) = reporting_guard(false, FailMode::Closed);
+    let tokens = refusal_tokens();
+    let mut all = Vec::new();
+    for t in &tokens[..20] {
+        push(&mut g, t, false);
+        all.extend_from_slice(&g.settle(false).await.expect("clean"));
+    }
+    assert!(asked(&log).is_empty());
+    g.report_sent().await;
+    g.report_sent().await;
+    assert_eq!(
+        asked(&log),
+        vec![response_text(&all)],
+        "once, what was sent"
+    );
+    assert_eq!(tallied(&g, "reporter"), 1);
+}
