@@ -403,10 +403,10 @@ impl ReplyGuard {
         self.decide(result.map_err(|e| vec![e]))
     }
 
-    /// When the reply ends early (the upstream failed, stalled or closed,
-    /// the proxy is shutting down), what was sent of each field not yet
-    /// reported is still given to the reporters, so what the client saw is
-    /// counted. Their errors change nothing then: the reply is over.
+    /// When the reply ends early (the upstream failed, stalled or closed),
+    /// what was sent of each field not yet reported is still given to the
+    /// reporters, so what the client saw is counted. Their errors change
+    /// nothing then: the reply is over.
     pub async fn report_sent(&mut self) {
         if !self.reporting {
             return;

@@ -99,7 +99,12 @@ where
                 Step::End(rest) => (rest.into_iter().collect(), true),
                 Step::Failed(why) => {
                     tracing::warn!(route = route.path(), reason = %why, "stream ended early");
-                    guard.report_sent().await;
+                    // Shutting down, the closing frames must go out in the
+                    // moment the server gives them: nothing is reported.
+                    let shutting_down = *closing.borrow();
+                    if !shutting_down {
+                        guard.report_sent().await;
+                    }
                     let ending = ending(&config, route, &model, &progress, started, include_usage);
                     yield Ok(ending.failed(&why));
                     return;
