@@ -20,7 +20,7 @@
 #   bench/instructions.sh [N] (default 2000)
 # GUARD_BIN=path measures another build; BASELINE_BIN=path a second one.
 # The hyper floor (bench/floor: hyper relaying, nothing else; see
-# bench/nginx.sh) is counted the same way, in all three modes: the part of
+# bench/nginx.sh) is counted the same way, in every mode: the part of
 # a request's count the stack itself sets.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -48,7 +48,9 @@ use crate::dialect::gojson::{Doc, deep};
 use crate::dialect::output::{self, OutText, Withheld};
 use crate::dialect::tree::Tree;
 use crate::dialect::{Rewrite, Route, apply_rewrites};
-use crate::scan::{Direction, Mode, Numbering, Pipeline, Redaction, Turn, Verdict};
+use crate::scan::{
+    Direction, Mode, Numbering, Pipeline, Redaction, ScanError, Scanned, Turn, Verdict,
+};
 
 /// Redact-and-rescan rounds before a text that keeps changing is blocked.
 pub const MAX_ROUNDS: usize = 3;
@@ -94,8 +96,8 @@ pub struct ReplyGuard {
     prompt: Option<Arc<str>>,
     /// The output policy has judges: stream fields wait for them.
     judging: bool,
-    /// The output policy has scanners that only report: each stream field
-    /// is kept whole for them.
+    /// The output policy has scanners that only report: the sent text of
+    /// each stream field is kept for them (see [`REPORT_PIECE_BYTES`]).
     reporting: bool,
     frames: VecDeque<Frame>,
     /// Sequence number of `frames[0]`.
@@ -419,15 +421,19 @@ impl ReplyGuard {
                 (unreported && !w.released.is_empty()).then(|| w.released.clone())
             })
             .collect();
-        let turn = Turn::Reply(self.prompt.clone());
         for text in sent {
-            let reporters = &self.guard.output.reporters;
-            if let Ok(s) = self.guard.pool.scan_turn(reporters, &text, &turn).await {
-                self.guard.metrics.observe_scan(Direction::Output, &s.runs);
-                self.tally
+            match self
+                .scan_uncached(&self.guard.output.reporters, &text)
+                .await
+            {
+                Ok(s) => self
+                    .tally
                     .get_mut()
                     .unwrap_or_else(|p| p.into_inner())
-                    .add(&s.verdict);
+                    .add(&s.verdict),
+                Err(e) => {
+                    tracing::warn!(scanner = %e.scanner, error = %e.message, "reporter failed on a reply that ended early")
+                }
             }
         }
     }
@@ -439,12 +445,23 @@ impl ReplyGuard {
         scanners: &Arc<Pipeline>,
         text: &str,
     ) -> Result<Arc<Verdict>, Blocked> {
+        let scanned = self.scan_uncached(scanners, text).await;
+        self.decide(scanned.map(|s| Arc::new(s.verdict)).map_err(|e| vec![e]))
+    }
+
+    /// `text` through `scanners` as a reply to the prompt, its scanner
+    /// times recorded.
+    async fn scan_uncached(
+        &self,
+        scanners: &Arc<Pipeline>,
+        text: &str,
+    ) -> Result<Scanned, ScanError> {
         let turn = Turn::Reply(self.prompt.clone());
         let scanned = self.guard.pool.scan_turn(scanners, text, &turn).await;
         if let Ok(s) = &scanned {
             self.guard.metrics.observe_scan(Direction::Output, &s.runs);
         }
-        self.decide(scanned.map(|s| Arc::new(s.verdict)).map_err(|e| vec![e]))
+        scanned
     }
 
     /// The names of the scanners still redacting `text` after the last round.
@@ -536,6 +553,8 @@ impl ReplyGuard {
                 };
                 if let Some(w) = self.windows.get_mut(field) {
                     w.sent_settled = !release;
+                    // Judged whole by every scanner, reporters included.
+                    w.reported |= last && whole;
                 }
                 let release_to = text.len() - hold.min(text.len());
                 for (id, range) in ids.iter().zip(&ranges) {
@@ -545,9 +564,6 @@ impl ReplyGuard {
                 }
                 if last && whole {
                     self.mark_judged(field, &ids, text.len() - sent.len());
-                    if let Some(w) = self.windows.get_mut(field) {
-                        w.reported = true;
-                    }
                     return Ok(());
                 }
                 // The judges see what may be sent now, as it will be sent;
