@@ -149,6 +149,7 @@ async fn work(
     open: Arc<AtomicUsize>,
     stop: watch::Receiver<bool>,
 ) {
+    let heartbeat = tokio::spawn(heartbeat());
     // Each connection task holds a receiver; closed() says all are gone.
     let (done_tx, done_rx) = watch::channel(());
     while let Some(Accepted { tcp, permit }) = connections.recv().await {
@@ -168,6 +169,26 @@ async fn work(
     }
     drop(done_rx);
     done_tx.closed().await;
+    heartbeat.abort();
+}
+
+/// How often a worker's timer wheel wakes on its own (see [`heartbeat`]).
+const HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// Keeps a timer no more than [`HEARTBEAT`] away in the worker's wheel,
+/// so that arming a longer one does not wake the worker's own event loop.
+///
+/// Tokio's timer driver writes to the runtime's eventfd whenever a timer is
+/// set to fire before every other one (tokio#5207): needed when the driver
+/// sleeps on another thread, but on a worker it is the thread that sets the
+/// timer, awake. Every request sets such timers (the request head's read
+/// timeout, the upstream's), so every request paid a `write` and one more
+/// `epoll_wait`, returning at once. With this timer pending, none of ours
+/// is the earliest: the wheel wakes once a second instead.
+async fn heartbeat() {
+    loop {
+        tokio::time::sleep(HEARTBEAT).await;
+    }
 }
 
 /// Serves one connection; `closed` runs when it is over.
@@ -214,4 +235,54 @@ async fn connection(
         }
     }
     closed();
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+
+    use super::*;
+
+    /// Write calls this thread has made (`syscw` of /proc/thread-self/io).
+    fn writes() -> u64 {
+        let io = std::fs::read_to_string("/proc/thread-self/io").expect("/proc/thread-self/io");
+        io.lines()
+            .find_map(|l| l.strip_prefix("syscw: "))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("syscw")
+    }
+
+    /// Write calls made by arming ten 30-second timers on a worker's kind
+    /// of runtime, after it has slept once (so its wheel knows its next
+    /// wake), with or without the heartbeat.
+    fn writes_arming_timers(with_heartbeat: bool) -> u64 {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            if with_heartbeat {
+                tokio::spawn(heartbeat());
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            let before = writes();
+            for _ in 0..10 {
+                let mut timer = pin!(tokio::time::sleep(Duration::from_secs(30)));
+                // One poll arms it, as a request's read timeout is armed.
+                let pending = timer.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+                assert_eq!(pending, Poll::Pending);
+            }
+            writes() - before
+        })
+    }
+
+    #[test]
+    fn with_the_heartbeat_arming_a_timer_writes_nothing() {
+        // Without it, tokio wakes its own event loop for each timer (if
+        // this ever fails, tokio#5207 is fixed and the heartbeat can go).
+        assert!(writes_arming_timers(false) >= 10);
+        assert_eq!(writes_arming_timers(true), 0);
+    }
 }
