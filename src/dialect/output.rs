@@ -20,9 +20,11 @@ use super::{Dialect, Route};
 mod keys;
 #[cfg(test)]
 mod tests;
+mod token_frame;
 
 pub use keys::SKIPPED_VALUES;
 use keys::{KeyKind, kind};
+pub use token_frame::token_frame;
 
 /// One text of model output.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -224,6 +224,17 @@ impl ReplyGuard {
         let withheld = self.options.withheld;
         let stripped = withheld.finds(&doc.root);
         let texts = deep(doc.depth, || output::texts(self.route, &doc.root, withheld))?;
+        self.push_texts(raw, texts, stripped);
+        Ok(is_final)
+    }
+
+    /// Adds a frame that is not the last, read for its texts without a
+    /// tree (`dialect::output::token_frame`): nothing in it is withheld.
+    pub fn push_token(&mut self, raw: Bytes, texts: Vec<OutText>) {
+        self.push_texts(raw, texts, false);
+    }
+
+    fn push_texts(&mut self, raw: Bytes, texts: Vec<OutText>, stripped: bool) {
         let seq = self.first + self.frames.len() as u64;
         for (i, t) in texts.iter().enumerate() {
             if let Some(field) = &t.field {
@@ -259,7 +270,6 @@ impl ReplyGuard {
             pieces,
             stripped,
         });
-        Ok(is_final)
     }
 
     /// Adds a frame that carries no text (SSE comments, `[DONE]`), or one

@@ -14,9 +14,9 @@ use tokio::sync::watch;
 
 use super::blocks::Ending;
 use crate::config::{Config, FailMode};
-use crate::dialect::Route;
 use crate::dialect::codec::{Framer, Framing, Payload};
 use crate::dialect::tree::{Node, Tree};
+use crate::dialect::{Route, output};
 use crate::guard::output::{Blocked, ReplyGuard};
 use crate::upstream::BodyError;
 
@@ -113,10 +113,20 @@ where
             let mut unreadable = None;
             for raw in frames {
                 let taken = match framing.payload(&raw) {
-                    Payload::Json(data) => Tree::parse(&data).and_then(|doc| {
-                        progress.saw(&doc.root, route);
-                        guard.push(raw.clone(), &doc)
-                    }),
+                    // Nearly every Ollama frame is one token: read without
+                    // a tree when it is in Ollama's own shape (which has no
+                    // `id` or `type` for `progress`, and is not the last).
+                    Payload::Json(data) => match output::token_frame(route, &data) {
+                        Some(texts) => {
+                            progress.chunks += 1;
+                            guard.push_token(raw.clone(), texts);
+                            Ok(false)
+                        }
+                        None => Tree::parse(&data).and_then(|doc| {
+                            progress.saw(&doc.root, route);
+                            guard.push(raw.clone(), &doc)
+                        }),
+                    },
                     Payload::Done => {
                         guard.push_opaque(raw.clone());
                         Ok(true)

@@ -1,0 +1,128 @@
+//! The frame Ollama streams for each token, read without building a tree.
+//!
+//! Nearly every frame of an Ollama stream carries one token, and Go's
+//! encoder writes it the same way byte for byte but for its strings:
+//!
+//! ```text
+//! /api/chat:     {"model":"…","created_at":"…","message":{"role":"assistant","content":"…"},"done":false}
+//! /api/generate: {"model":"…","created_at":"…","response":"…","done":false}
+//! ```
+//!
+//! (a thinking model adds `"thinking":"…"` after the content or response).
+//! [`token_frame`] reads exactly these shapes, and gives the texts that
+//! [`super::texts`] gives for them: the content, response or thinking when
+//! not empty; `model` and `created_at` are never scanned, `role` must be
+//! `assistant`. A frame one byte different (another key or key order,
+//! whitespace, an escape in `model`, `done: true`) is `None`, and read the
+//! general way, with `Tree::parse`. This costs a fifth of what the general
+//! way does; the tests compare the two on every frame they draw.
+
+use std::borrow::Cow;
+
+use super::OutText;
+use crate::dialect::Route;
+
+/// The texts of `data` when it is a token frame of `route` (`/api/chat`,
+/// `/api/generate`) as Ollama writes it; `None` for any other frame.
+pub fn token_frame(route: Route, data: &[u8]) -> Option<Vec<OutText>> {
+    // Valid UTF-8 as a whole, as `Tree::parse` requires first.
+    std::str::from_utf8(data).ok()?;
+    let mut at = Cursor(data);
+    at.literal(b"{\"model\":\"")?;
+    at.plain()?;
+    at.literal(b",\"created_at\":\"")?;
+    at.plain()?;
+    let (text, pointer, field) = match route {
+        Route::Chat => {
+            at.literal(b",\"message\":{\"role\":\"assistant\",\"content\":")?;
+            (at.string()?, "/message/content", "content")
+        }
+        Route::Generate => {
+            at.literal(b",\"response\":")?;
+            (at.string()?, "/response", "response")
+        }
+        _ => return None,
+    };
+    let mut texts = Vec::with_capacity(1);
+    push(&mut texts, text, pointer, field);
+    if at.literal(b",\"thinking\":").is_some() {
+        let pointer = match route {
+            Route::Chat => "/message/thinking",
+            _ => "/thinking",
+        };
+        push(&mut texts, at.string()?, pointer, "thinking");
+    }
+    if route == Route::Chat {
+        at.literal(b"}")?;
+    }
+    at.literal(b",\"done\":false}")?;
+    at.0.is_empty().then_some(texts)
+}
+
+/// Adds a text as [`super::texts`] would: an empty string is no text.
+fn push(texts: &mut Vec<OutText>, text: String, pointer: &'static str, field: &'static str) {
+    if !text.is_empty() {
+        texts.push(OutText {
+            pointer: Cow::Borrowed(pointer),
+            text,
+            key: false,
+            field: Some(Cow::Borrowed(field)),
+        });
+    }
+}
+
+/// What is left of the frame to read.
+struct Cursor<'a>(&'a [u8]);
+
+impl Cursor<'_> {
+    /// Steps over `bytes`, if they come next.
+    fn literal(&mut self, bytes: &[u8]) -> Option<()> {
+        self.0 = self.0.strip_prefix(bytes)?;
+        Some(())
+    }
+
+    /// Steps over the rest of a string that needs no decoding (no escape,
+    /// no control character) and its closing quote.
+    fn plain(&mut self) -> Option<()> {
+        let end = memchr::memchr(b'"', self.0)?;
+        if self.0[..end].iter().any(|&b| b == b'\\' || b < 0x20) {
+            return None;
+        }
+        self.0 = &self.0[end + 1..];
+        Some(())
+    }
+
+    /// Reads a whole JSON string, its quotes included, decoded as
+    /// serde_json decodes it (the reader `Tree::parse` uses): `None` where
+    /// it would refuse it (a control character, a lone surrogate...).
+    fn string(&mut self) -> Option<String> {
+        let body = self.0.strip_prefix(b"\"")?;
+        let mut i = 0;
+        let end = loop {
+            i += memchr::memchr2(b'"', b'\\', &body[i..])?;
+            match body[i] {
+                b'"' => break i,
+                // An escape: its next byte is never the closing quote.
+                _ => i += 2,
+            }
+            if i >= body.len() {
+                return None;
+            }
+        };
+        let quoted = &self.0[..end + 2];
+        self.0 = &self.0[end + 2..];
+        let raw = &body[..end];
+        if !raw.contains(&b'\\') {
+            if raw.iter().any(|&b| b < 0x20) {
+                return None;
+            }
+            // UTF-8: the whole frame was checked.
+            return std::str::from_utf8(raw).ok().map(str::to_string);
+        }
+        serde_json::from_slice(quoted).ok()
+    }
+}
+
+#[cfg(test)]
+#[path = "token_frame_tests.rs"]
+mod tests;
