@@ -26,26 +26,25 @@ use crate::dialect::Route;
 /// `/api/generate`) as Ollama writes it; `None` for any other frame.
 pub fn token_frame(route: Route, data: &[u8]) -> Option<Vec<OutText>> {
     // Valid UTF-8 as a whole, as `Tree::parse` requires first.
-    std::str::from_utf8(data).ok()?;
-    let mut at = Cursor(data);
-    at.literal(b"{\"model\":\"")?;
+    let mut at = Cursor(std::str::from_utf8(data).ok()?);
+    at.literal("{\"model\":\"")?;
     at.plain()?;
-    at.literal(b",\"created_at\":\"")?;
+    at.literal(",\"created_at\":\"")?;
     at.plain()?;
     let (text, pointer, field) = match route {
         Route::Chat => {
-            at.literal(b",\"message\":{\"role\":\"assistant\",\"content\":")?;
+            at.literal(",\"message\":{\"role\":\"assistant\",\"content\":")?;
             (at.string()?, "/message/content", "content")
         }
         Route::Generate => {
-            at.literal(b",\"response\":")?;
+            at.literal(",\"response\":")?;
             (at.string()?, "/response", "response")
         }
         _ => return None,
     };
     let mut texts = Vec::with_capacity(1);
     push(&mut texts, text, pointer, field);
-    if at.literal(b",\"thinking\":").is_some() {
+    if at.literal(",\"thinking\":").is_some() {
         let pointer = match route {
             Route::Chat => "/message/thinking",
             _ => "/thinking",
@@ -53,9 +52,9 @@ pub fn token_frame(route: Route, data: &[u8]) -> Option<Vec<OutText>> {
         push(&mut texts, at.string()?, pointer, "thinking");
     }
     if route == Route::Chat {
-        at.literal(b"}")?;
+        at.literal("}")?;
     }
-    at.literal(b",\"done\":false}")?;
+    at.literal(",\"done\":false}")?;
     at.0.is_empty().then_some(texts)
 }
 
@@ -71,24 +70,26 @@ fn push(texts: &mut Vec<OutText>, text: String, pointer: &'static str, field: &'
     }
 }
 
-/// What is left of the frame to read.
-struct Cursor<'a>(&'a [u8]);
+/// What is left of the frame to read. Its cuts are all next to an ASCII
+/// quote or brace, so each falls between two characters.
+struct Cursor<'a>(&'a str);
 
 impl Cursor<'_> {
-    /// Steps over `bytes`, if they come next.
-    fn literal(&mut self, bytes: &[u8]) -> Option<()> {
-        self.0 = self.0.strip_prefix(bytes)?;
+    /// Steps over `text`, if it comes next.
+    fn literal(&mut self, text: &str) -> Option<()> {
+        self.0 = self.0.strip_prefix(text)?;
         Some(())
     }
 
     /// Steps over the rest of a string that needs no decoding (no escape,
     /// no control character) and its closing quote.
     fn plain(&mut self) -> Option<()> {
-        let end = memchr::memchr(b'"', self.0)?;
-        if self.0[..end].iter().any(|&b| b == b'\\' || b < 0x20) {
+        let end = memchr::memchr(b'"', self.0.as_bytes())?;
+        let (text, rest) = self.0.split_at(end);
+        if text.bytes().any(|b| b == b'\\' || b < 0x20) {
             return None;
         }
-        self.0 = &self.0[end + 1..];
+        self.0 = &rest[1..];
         Some(())
     }
 
@@ -96,7 +97,7 @@ impl Cursor<'_> {
     /// serde_json decodes it (the reader `Tree::parse` uses): `None` where
     /// it would refuse it (a control character, a lone surrogate...).
     fn string(&mut self) -> Option<String> {
-        let body = self.0.strip_prefix(b"\"")?;
+        let body = self.0.strip_prefix('"')?.as_bytes();
         let mut i = 0;
         let end = loop {
             i += memchr::memchr2(b'"', b'\\', &body[i..])?;
@@ -109,17 +110,16 @@ impl Cursor<'_> {
                 return None;
             }
         };
-        let quoted = &self.0[..end + 2];
-        self.0 = &self.0[end + 2..];
-        let raw = &body[..end];
-        if !raw.contains(&b'\\') {
-            if raw.iter().any(|&b| b < 0x20) {
-                return None;
-            }
-            // UTF-8: the whole frame was checked.
-            return std::str::from_utf8(raw).ok().map(str::to_string);
+        let (quoted, rest) = self.0.split_at(end + 2);
+        self.0 = rest;
+        let raw = &quoted[1..end + 1];
+        if !raw.contains('\\') {
+            return match raw.bytes().any(|b| b < 0x20) {
+                true => None,
+                false => Some(raw.to_string()),
+            };
         }
-        serde_json::from_slice(quoted).ok()
+        serde_json::from_str(quoted).ok()
     }
 }
 
