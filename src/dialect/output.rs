@@ -24,7 +24,7 @@ mod token_frame;
 
 pub use keys::SKIPPED_VALUES;
 use keys::{KeyKind, kind};
-pub use token_frame::token_frame;
+pub use token_frame::{TokenFrame, token_frame};
 
 /// One text of model output.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -45,7 +45,7 @@ use super::{Guard, Judged};
 use crate::config::FailMode;
 use crate::dialect::codec::{Framing, Payload};
 use crate::dialect::gojson::{Doc, deep};
-use crate::dialect::output::{self, OutText, Withheld};
+use crate::dialect::output::{self, OutText, TokenFrame, Withheld};
 use crate::dialect::tree::Tree;
 use crate::dialect::{Rewrite, Route, apply_rewrites};
 use crate::scan::{
@@ -228,10 +228,11 @@ impl ReplyGuard {
         Ok(is_final)
     }
 
-    /// Adds a frame that is not the last, read for its texts without a
-    /// tree (`dialect::output::token_frame`): nothing in it is withheld.
-    pub fn push_token(&mut self, raw: Bytes, texts: Vec<OutText>) {
-        self.push_texts(raw, texts, false);
+    /// Adds a frame read without a tree (`dialect::output::token_frame`):
+    /// nothing in it is withheld. True when it ends the reply.
+    pub fn push_token(&mut self, raw: Bytes, frame: TokenFrame) -> bool {
+        self.push_texts(raw, frame.texts, false);
+        frame.last
     }
 
     fn push_texts(&mut self, raw: Bytes, texts: Vec<OutText>, stripped: bool) {

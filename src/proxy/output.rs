@@ -16,7 +16,7 @@ use crate::AppState;
 use crate::config::FailMode;
 use crate::dialect::Route;
 use crate::dialect::codec::Framing;
-use crate::dialect::output::Withheld;
+use crate::dialect::output::{self, Withheld};
 use crate::dialect::tree::Tree;
 use crate::error::ProxyError;
 use crate::guard::output::{Blocked, Options, ReplyGuard};
@@ -116,7 +116,11 @@ async fn whole(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ProxyError> {
-    let pushed = Tree::parse(&body).and_then(|doc| guard.push(body.clone(), &doc));
+    // An /api/chat reply in Ollama's own shape is read without a tree.
+    let pushed = match output::token_frame(reply.route, &body) {
+        Some(frame) => Ok(guard.push_token(body.clone(), frame)),
+        None => Tree::parse(&body).and_then(|doc| guard.push(body.clone(), &doc)),
+    };
     if let Err(e) = pushed {
         return unreadable_body(state, reply, guard, status, headers, body, &e);
     }

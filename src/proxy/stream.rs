@@ -115,12 +115,11 @@ where
                 let taken = match framing.payload(&raw) {
                     // Nearly every Ollama frame is one token: read without
                     // a tree when it is in Ollama's own shape (which has no
-                    // `id` or `type` for `progress`, and is not the last).
+                    // `id` or `type` for `progress`).
                     Payload::Json(data) => match output::token_frame(route, &data) {
-                        Some(texts) => {
+                        Some(frame) => {
                             progress.chunks += 1;
-                            guard.push_token(raw.clone(), texts);
-                            Ok(false)
+                            Ok(guard.push_token(raw.clone(), frame))
                         }
                         None => Tree::parse(&data).and_then(|doc| {
                             progress.saw(&doc.root, route);

@@ -3,16 +3,20 @@ use crate::dialect::output::{Withheld, is_final_frame, texts};
 use crate::dialect::tree::{Node, Tree};
 
 /// What the stream reads of a frame the general way, when the fast way may
-/// stand for it: parsed, not final, nothing withheld, no `id` or `type`
-/// (the stream notes those); then its texts. `None` otherwise.
-fn general(route: Route, data: &[u8]) -> Option<Vec<OutText>> {
+/// stand for it: parsed, nothing withheld, no `id` or `type` (the stream
+/// notes those); then its texts and whether it is the last. `None`
+/// otherwise.
+fn general(route: Route, data: &[u8]) -> Option<TokenFrame> {
     let doc = Tree::parse(data).ok()?;
     let root = &doc.root;
-    let plain = !is_final_frame(route, root)
-        && !Withheld::default().finds(root)
+    let plain = !Withheld::default().finds(root)
         && root.get("id").is_none()
         && root.get("type").and_then(Node::as_str).is_none();
-    plain.then(|| texts(route, root, Withheld::default()).ok())?
+    let texts = texts(route, root, Withheld::default()).ok()?;
+    plain.then(|| TokenFrame {
+        texts,
+        last: is_final_frame(route, root),
+    })
 }
 
 /// A fixed LCG: the same draws on every run.
@@ -72,8 +76,23 @@ fn body(draw: &mut Draw) -> Vec<u8> {
     s
 }
 
-/// A frame in Ollama's shape for `route`, with drawn strings.
-fn frame(draw: &mut Draw, route: Route, thinking: bool) -> Vec<u8> {
+/// Counts, as Go writes them and not.
+const COUNTS: &[&[u8]] = &[
+    b"0",
+    b"7",
+    b"1234567890",
+    b"9999999999999999999",
+    b"18446744073709551616",
+    b"012",
+    b"-1",
+    b"1.5",
+    b"1e3",
+    b"",
+];
+
+/// A frame in Ollama's shape for `route`, with drawn strings; with `last`
+/// (for /api/chat), its last frame, with drawn counts.
+fn frame(draw: &mut Draw, route: Route, thinking: bool, last: bool) -> Vec<u8> {
     let mut f = b"{\"model\":\"".to_vec();
     const MODELS: &[&[u8]] = &[b"llama3.2", b"qwen3:8b", b"m\\u0041", b""];
     f.extend_from_slice(draw.pick(MODELS));
@@ -91,7 +110,23 @@ fn frame(draw: &mut Draw, route: Route, thinking: bool) -> Vec<u8> {
         f.push(b'"');
     }
     f.extend_from_slice(end);
-    f.extend_from_slice(b",\"done\":false}");
+    if !last {
+        f.extend_from_slice(b",\"done\":false}");
+        return f;
+    }
+    f.extend_from_slice(b",\"done_reason\":\"stop\",\"done\":true");
+    for key in METRICS {
+        if draw.below(3) > 0 {
+            f.extend_from_slice(format!(",\"{key}\":").as_bytes());
+            // Mostly counts as Go writes them.
+            let count = match draw.below(4) {
+                0 => draw.pick(COUNTS),
+                _ => draw.pick(&COUNTS[..4]),
+            };
+            f.extend_from_slice(count);
+        }
+    }
+    f.push(b'}');
     f
 }
 
@@ -112,19 +147,21 @@ fn mutate(draw: &mut Draw, f: &mut Vec<u8>) {
 #[test]
 fn every_frame_read_the_fast_way_reads_the_same_the_general_way() {
     let mut draw = Draw(7);
-    // Frames read the fast way, unchanged and mutated.
-    let (mut fast, mut fast_mutated) = (0, 0);
+    // Frames read the fast way: unchanged, mutated, and last frames.
+    let (mut fast, mut fast_mutated, mut fast_last) = (0, 0, 0);
     for route in [Route::Chat, Route::Generate] {
         for n in 0..40_000 {
-            let mut f = frame(&mut draw, route, n % 3 == 0);
+            let last = route == Route::Chat && (n / 4) % 2 == 1;
+            let mut f = frame(&mut draw, route, n % 3 == 0, last);
             for _ in 0..(n % 4) {
                 mutate(&mut draw, &mut f);
             }
             let Some(read) = token_frame(route, &f) else {
                 continue;
             };
-            match n % 4 {
-                0 => fast += 1,
+            match (n % 4, read.last) {
+                (_, true) => fast_last += 1,
+                (0, false) => fast += 1,
                 _ => fast_mutated += 1,
             }
             assert_eq!(
@@ -135,10 +172,10 @@ fn every_frame_read_the_fast_way_reads_the_same_the_general_way() {
             );
         }
     }
-    // Both kinds were compared, not only declined.
+    // Every kind was compared, not only declined.
     assert!(
-        fast > 10_000 && fast_mutated > 1_000,
-        "{fast} {fast_mutated}"
+        fast > 5_000 && fast_mutated > 1_000 && fast_last > 1_000,
+        "{fast} {fast_mutated} {fast_last}"
     );
 }
 
@@ -146,27 +183,47 @@ fn every_frame_read_the_fast_way_reads_the_same_the_general_way() {
 fn ollamas_token_frames_are_read_the_fast_way() {
     let chat = br#"{"model":"llama3.2","created_at":"2026-12-07T00:00:00.1Z","message":{"role":"assistant","content":"Hi \u003cb\u003e"},"done":false}"#;
     let read = token_frame(Route::Chat, chat).expect("a chat token");
-    assert_eq!(read, general(Route::Chat, chat).expect("general"));
-    assert_eq!(read[0].text, "Hi <b>");
-    assert_eq!(read[0].field.as_deref(), Some("content"));
+    assert_eq!(Some(&read), general(Route::Chat, chat).as_ref());
+    assert_eq!(read.texts[0].text, "Hi <b>");
+    assert_eq!(read.texts[0].field.as_deref(), Some("content"));
+    assert!(!read.last);
 
     let thinking = br#"{"model":"m","created_at":"t","response":"","thinking":"Hmm","done":false}"#;
     let read = token_frame(Route::Generate, thinking).expect("a thinking token");
-    assert_eq!(read, general(Route::Generate, thinking).expect("general"));
+    assert_eq!(Some(&read), general(Route::Generate, thinking).as_ref());
     assert_eq!(
-        (read.len(), read[0].pointer.as_ref()),
+        (read.texts.len(), read.texts[0].pointer.as_ref()),
         (1, "/thinking"),
         "the empty response is no text"
     );
+
+    let last = br#"{"model":"m","created_at":"t","message":{"role":"assistant","content":"Bye"},"done_reason":"stop","done":true,"total_duration":5,"eval_count":3,"eval_duration":0}"#;
+    let read = token_frame(Route::Chat, last).expect("a whole reply");
+    assert_eq!(Some(&read), general(Route::Chat, last).as_ref());
+    assert!(read.last);
+    assert_eq!(read.texts[0].text, "Bye");
 }
 
 #[test]
 fn other_frames_are_read_the_general_way() {
     for (route, data) in [
-        // The last frame: done, with its counts.
+        // Last frames: without done_reason, a count written as a float,
+        // the counts out of Go's order, /api/generate's (with `context`).
         (
             Route::Chat,
             &br#"{"model":"m","created_at":"t","message":{"role":"assistant","content":""},"done":true,"eval_count":3}"#[..],
+        ),
+        (
+            Route::Chat,
+            br#"{"model":"m","created_at":"t","message":{"role":"assistant","content":""},"done_reason":"stop","done":true,"eval_count":3.0}"#,
+        ),
+        (
+            Route::Chat,
+            br#"{"model":"m","created_at":"t","message":{"role":"assistant","content":""},"done_reason":"stop","done":true,"eval_count":3,"total_duration":5}"#,
+        ),
+        (
+            Route::Generate,
+            br#"{"model":"m","created_at":"t","response":"","done":true,"done_reason":"stop","context":[1,2]}"#,
         ),
         // A key in another case, which Go would read.
         (
@@ -202,4 +259,12 @@ fn other_frames_are_read_the_general_way() {
     ] {
         assert_eq!(token_frame(route, data), None, "{}", String::from_utf8_lossy(data));
     }
+    // A count too long for a u64, which serde_json would refuse at 400
+    // digits (out of an f64's range): read the general way, and refused.
+    let huge = format!(
+        r#"{{"model":"m","created_at":"t","message":{{"role":"assistant","content":"x"}},"done_reason":"stop","done":true,"eval_count":1{}}}"#,
+        "0".repeat(400)
+    );
+    assert_eq!(token_frame(Route::Chat, huge.as_bytes()), None);
+    assert!(Tree::parse(huge.as_bytes()).is_err());
 }
