@@ -61,12 +61,7 @@ const PROTOCOL_KEYS: &[&str] = &[
     "done",
     "done_reason",
     "context",
-    "total_duration",
-    "load_duration",
-    "prompt_eval_count",
-    "prompt_eval_duration",
-    "eval_count",
-    "eval_duration",
+    // the counts after `done: true`: [`OLLAMA_COUNTS`]
     "logprobs",
     "token",
     "logprob",
@@ -156,6 +151,17 @@ const PROTOCOL_KEYS: &[&str] = &[
     "server_tool_use",
 ];
 
+/// Ollama's counts after `done: true`, in the order Go writes them (each
+/// left out when zero): protocol keys too.
+pub(super) const OLLAMA_COUNTS: [&str; 6] = [
+    "total_duration",
+    "load_duration",
+    "prompt_eval_count",
+    "prompt_eval_duration",
+    "eval_count",
+    "eval_duration",
+];
+
 /// What the lists say of one key.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(super) struct KeyKind {
@@ -170,7 +176,7 @@ pub(super) struct KeyKind {
 // stream's time (the lists are fixed, so a fast hash risks no flooding).
 static KINDS: LazyLock<HashMap<&str, KeyKind>> = LazyLock::new(|| {
     let mut kinds: HashMap<&str, KeyKind> = HashMap::default();
-    for key in PROTOCOL_KEYS {
+    for key in PROTOCOL_KEYS.iter().chain(&OLLAMA_COUNTS) {
         kinds.entry(key).or_default().protocol = true;
     }
     for key in SKIPPED_VALUES {
@@ -191,7 +197,7 @@ mod tests {
 
     #[test]
     fn one_lookup_answers_for_both_lists() {
-        for key in PROTOCOL_KEYS {
+        for key in PROTOCOL_KEYS.iter().chain(&OLLAMA_COUNTS) {
             assert!(kind(key).protocol, "{key}");
             assert_eq!(kind(key).skipped, SKIPPED_VALUES.contains(key), "{key}");
         }

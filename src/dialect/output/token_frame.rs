@@ -23,6 +23,7 @@
 use std::borrow::Cow;
 
 use super::OutText;
+use super::keys::OLLAMA_COUNTS;
 use crate::dialect::Route;
 
 /// A frame read the quick way.
@@ -32,17 +33,6 @@ pub struct TokenFrame {
     /// `done: true`: the last frame of a stream, or a whole reply.
     pub last: bool,
 }
-
-/// Ollama's counts after `done: true`, in the order Go writes them (each
-/// left out when zero).
-const METRICS: [&str; 6] = [
-    "total_duration",
-    "load_duration",
-    "prompt_eval_count",
-    "prompt_eval_duration",
-    "eval_count",
-    "eval_duration",
-];
 
 /// `data` read when it is a token frame of `route` (`/api/chat`,
 /// `/api/generate`) as Ollama writes it, or `/api/chat`'s last frame or
@@ -85,7 +75,7 @@ pub fn token_frame(route: Route, data: &[u8]) -> Option<TokenFrame> {
             at.literal(",\"done_reason\":\"")?;
             at.plain()?;
             at.literal(",\"done\":true")?;
-            for key in METRICS {
+            for key in OLLAMA_COUNTS {
                 if at.key(key).is_some() {
                     at.count()?;
                 }

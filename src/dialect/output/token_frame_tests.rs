@@ -1,4 +1,5 @@
 use super::*;
+use crate::dialect::output::keys::OLLAMA_COUNTS;
 use crate::dialect::output::{Withheld, is_final_frame, texts};
 use crate::dialect::tree::{Node, Tree};
 
@@ -115,7 +116,7 @@ fn frame(draw: &mut Draw, route: Route, thinking: bool, last: bool) -> Vec<u8> {
         return f;
     }
     f.extend_from_slice(b",\"done_reason\":\"stop\",\"done\":true");
-    for key in METRICS {
+    for key in OLLAMA_COUNTS {
         if draw.below(3) > 0 {
             f.extend_from_slice(format!(",\"{key}\":").as_bytes());
             // Mostly counts as Go writes them.
