@@ -12,7 +12,8 @@
 //! - [`proxy`]: one handler per route kind; ties dialect, guard and upstream.
 //! - [`dialect`]: Ollama, OpenAI (chat, completions, Responses) and Anthropic shapes:
 //!   bodies parsed as Ollama parses them, per-route schemas (scan by default, skip
-//!   by exception), joined texts, rewrites, blocks, stream framing.
+//!   by exception), joined texts, rewrites, blocks, stream framing; Ollama's
+//!   token frames read without a tree (`dialect::output::token_frame`).
 //! - [`guard`]: segments to a decision (allow, rewrite, block); `guard::output`
 //!   guards one reply (a window per field, hold-back, rescans of redacted text,
 //!   judges asked about each stream field so far at growing intervals).
@@ -23,7 +24,9 @@
 //!   `scan::pool` runs big texts' scans off the serving threads, within a
 //!   time budget.
 //! - [`server`]: the accept loop (header read timeout, connection cap, graceful
-//!   shutdown); `api::ops::gate` sheds load past `server.max_in_flight`.
+//!   shutdown), one thread per core with a heartbeat timer each (so a
+//!   request's timers do not wake its own event loop); `api::ops::gate` sheds
+//!   load past `server.max_in_flight`.
 //! - [`cache`]: keys, the `VerdictStore` interface and its stores (in-process
 //!   LRU, Redis on one server, Sentinel or Cluster, none), the tiering with
 //!   single-flight, and the reports behind `/cache/*`.
