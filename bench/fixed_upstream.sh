@@ -10,16 +10,19 @@
 #                    own, PACED_MS (default 2) apart, as Ollama flushes each
 #                    token (bench/floor's `paced`): a proxy reads them one
 #                    at a time.
-# Sets `oha`, `nginx`, `work` (removed on exit unless KEEP is set), `pids`
+# Sets `need COMMAND PACKAGE` (installs a missing tool), `oha`, `nginx`,
+# `work` (removed on exit unless KEEP is set), `pids`
 # (killed on exit), `free_port`, `nginx_conf NAME HTTP_BLOCK` and
 # `body STREAM` (the request every client sends), `request PORT MODE` and
 # `served MODE`; `guard`, the ollama-guard binary measured (GUARD_BIN, or
 # target/release/ollama-guard, built), `floor`, the hyper floor, and
 # `paced`, the paced upstream (both from bench/floor, built).
-if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
-  sudo_=(); [ "$(id -u)" -eq 0 ] || sudo_=(sudo -n)
-  "${sudo_[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light >/dev/null
-fi
+need() { # COMMAND PACKAGE: installs the Debian package when the command is missing
+  command -v "$1" >/dev/null && return
+  local sudo_=(); [ "$(id -u)" -eq 0 ] || sudo_=(sudo -n)
+  "${sudo_[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$2" >/dev/null
+}
+[ -x /usr/sbin/nginx ] || need nginx nginx-light
 nginx=$(command -v nginx || echo /usr/sbin/nginx)
 oha=$(command -v oha || echo target/tools/bin/oha)
 [ -x "$oha" ] || cargo install oha --version 1.16.0 --locked --root target/tools

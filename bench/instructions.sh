@@ -25,13 +25,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-2000}
-if ! command -v valgrind >/dev/null; then
-  sudo_=(); [ "$(id -u)" -eq 0 ] || sudo_=(sudo -n)
-  "${sudo_[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends valgrind >/dev/null
-fi
 PACED_MS=${PACED_MS:-20}
 # shellcheck source=bench/fixed_upstream.sh
 . bench/fixed_upstream.sh
+need valgrind valgrind
 
 send() { # PORT MODE REQUESTS; fails on any non-200 answer
   local req

@@ -15,13 +15,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-2000}
-if ! command -v strace >/dev/null; then
-  sudo_=(); [ "$(id -u)" -eq 0 ] || sudo_=(sudo -n)
-  "${sudo_[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends strace >/dev/null
-fi
 PACED_MS=${PACED_MS:-5}
 # shellcheck source=bench/fixed_upstream.sh
 . bench/fixed_upstream.sh
+need strace strace
 
 count() { # BIN MODE REQUESTS -> "calls-per-unit top-calls"
   local listen pid tracer served out=$work/strace-$RANDOM
