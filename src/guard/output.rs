@@ -336,7 +336,12 @@ impl ReplyGuard {
             }
         }
         for (field, ids) in todo {
-            let mut text = self.windows[&field].released.clone();
+            // Taken, not copied: at the end nothing reads it again, and a
+            // piece's text goes back but for what was reported.
+            let Some(w) = self.windows.get_mut(&field) else {
+                continue;
+            };
+            let mut text = std::mem::take(&mut w.released);
             for id in &ids {
                 text.push_str(&self.piece(*id).text.text);
             }
@@ -349,8 +354,9 @@ impl ReplyGuard {
                 // across the cut is seen (one inside it may count twice).
                 let overlap = self.options.overlap_bytes;
                 let cut = floor_char_boundary(&text, text.len().saturating_sub(overlap));
+                text.drain(..cut);
                 if let Some(w) = self.windows.get_mut(&field) {
-                    w.released.drain(..cut);
+                    w.released = text;
                 }
             }
         }
@@ -428,8 +434,9 @@ impl ReplyGuard {
             .windows
             .values_mut()
             .filter_map(|w| {
+                // The reply is over: what was kept is taken, not copied.
                 let unreported = !std::mem::replace(&mut w.reported, true);
-                (unreported && !w.released.is_empty()).then(|| w.released.clone())
+                (unreported && !w.released.is_empty()).then(|| std::mem::take(&mut w.released))
             })
             .collect();
         for text in sent {
