@@ -7,6 +7,7 @@
 # after a warm-up, `strace -c -f` is attached while oha sends N requests
 # (4 connections), and the calls are printed per request:
 #   whole: non-streamed /api/chat, N requests
+#   stream: the 200-frame reply written at once, N/10 requests
 #   paced: the 200-frame reply, each frame its own chunk 5 ms apart
 #          (PACED_MS), N/100 requests, counted per chunk
 #   bench/syscalls.sh [N] (default 2000)
@@ -57,10 +58,11 @@ count() { # BIN MODE REQUESTS -> "calls-per-unit top-calls"
 
 declare -A bin=([ollama-guard]=$guard [baseline]=${BASELINE_BIN:-})
 bin[hyper floor]=$floor
-printf '%-13s %-60s %s\n' build "whole (calls/request: total, then each)" "paced (calls/chunk)"
+printf '%-13s %-50s %-50s %s\n' build "whole (calls/request: total, then each)" "stream (calls/request)" "paced (calls/chunk)"
 for name in "hyper floor" ollama-guard baseline; do
   [ -n "${bin[$name]}" ] || continue
   whole=$(count "${bin[$name]}" whole "$n")
+  stream=$(count "${bin[$name]}" stream $((n / 10)))
   paced=$(count "${bin[$name]}" paced $((n / 100)))
-  printf '%-13s %-60s %s\n' "$name" "$whole" "$paced"
+  printf '%-13s %-50s %-50s %s\n' "$name" "$whole" "$stream" "$paced"
 done

@@ -627,9 +627,10 @@ impl ReplyGuard {
         (text, ranges)
     }
 
-    /// Sends the frames at the front whose texts are all settled.
+    /// Sends the frames at the front whose texts are all settled. One frame
+    /// (a paced token, a whole reply) goes out as it is held, not copied.
     fn release(&mut self) -> Result<Bytes, Blocked> {
-        let mut out = Vec::new();
+        let mut out: Vec<Bytes> = Vec::new();
         while self
             .frames
             .front()
@@ -656,7 +657,7 @@ impl ReplyGuard {
                 }
                 self.released_text += p.text.text.len();
             }
-            out.extend_from_slice(&self.encode(frame)?);
+            out.push(self.encode(frame)?);
         }
         // Each window keeps the last `overlap_bytes` sent: cut once here,
         // not for every frame released.
@@ -665,7 +666,11 @@ impl ReplyGuard {
             let keep = floor_char_boundary(&w.sent, w.sent.len().saturating_sub(overlap));
             w.sent.drain(..keep);
         }
-        Ok(Bytes::from(out))
+        Ok(match out.len() {
+            0 => Bytes::new(),
+            1 => out.swap_remove(0),
+            _ => Bytes::from(out.concat()),
+        })
     }
 
     /// A frame's bytes: as received, or parsed again and re-encoded with

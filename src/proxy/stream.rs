@@ -77,22 +77,32 @@ where
         config,
         model,
         include_usage,
-        mut closing,
+        closing,
     } = ctx;
     async_stream::stream! {
         let mut upstream = Box::pin(upstream);
+        // One wait for the end of the grace period, for the whole stream:
+        // a new one for each chunk registered and dropped a waiter each
+        // time. Polled first (`biased`), so a stream that never pauses is
+        // still cut when the period ends.
+        let mut watch = closing.clone();
+        let mut shutdown = std::pin::pin!(async move {
+            // As before: a sender gone (the server with it) ends it too.
+            let _ = watch.wait_for(|c| *c).await;
+        });
         let mut framer = Framer::new(framing);
         let mut progress = Progress { id: "chatcmpl-guard".into(), chunks: 0, blocks: 0 };
         let mut final_seen = false;
         let mut started = false;
         loop {
             let step = tokio::select! {
+                biased;
+                () = &mut shutdown => Step::Failed("the proxy is shutting down".into()),
                 next = upstream.next() => match next {
                     Some(Ok(chunk)) => framer.push(chunk).map_or_else(Step::Failed, Step::Frames),
                     Some(Err(e)) => Step::Failed(upstream_failure(&e)),
                     None => Step::End(framer.finish()),
                 },
-                _ = closing.wait_for(|c| *c) => Step::Failed("the proxy is shutting down".into()),
             };
             let (frames, ended) = match step {
                 Step::Frames(frames) => (frames, false),
@@ -119,7 +129,11 @@ where
                     Payload::Json(data) => match output::token_frame(route, &data) {
                         Some(frame) => {
                             progress.chunks += 1;
-                            Ok(guard.push_token(raw.clone(), frame))
+                            // Moved, not cloned: a clone and its drop are
+                            // two atomic operations a token.
+                            drop(data);
+                            final_seen |= guard.push_token(raw, frame);
+                            continue;
                         }
                         None => Tree::parse(&data).and_then(|doc| {
                             progress.saw(&doc.root, route);
