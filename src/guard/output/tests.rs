@@ -223,6 +223,31 @@ async fn clean_frames_go_out_as_received_and_rewritten_ones_are_read_again() {
     );
 }
 
+#[tokio::test]
+async fn one_frame_released_alone_is_not_copied_and_several_go_out_in_order() {
+    let mut g = guard_with(SCANNERS, Route::Generate);
+    let token = frame(json!({"model": "m", "response": "Hello there. ", "done": false}));
+    push(&mut g, token.clone()).expect("well typed");
+    let out = g.settle(false).await.expect("clean");
+    assert_eq!(out, token);
+    assert_eq!(
+        out.as_ptr(),
+        token.as_ptr(),
+        "the frame's own bytes, not a copy"
+    );
+
+    let frames = [
+        frame(json!({"model": "m", "response": "How ", "done": false})),
+        frame(json!({"model": "m", "response": "are you?", "done": false})),
+        frame(json!({"model": "m", "response": "", "done": true})),
+    ];
+    for f in &frames {
+        push(&mut g, f.clone()).expect("well typed");
+    }
+    let out = g.settle(true).await.expect("clean");
+    assert_eq!(out, frames.concat(), "all three, in order, byte for byte");
+}
+
 #[test]
 fn redact_range_splits_a_span_across_frames() {
     let spans = vec![Redaction {
