@@ -77,32 +77,22 @@ where
         config,
         model,
         include_usage,
-        closing,
+        mut closing,
     } = ctx;
     async_stream::stream! {
         let mut upstream = Box::pin(upstream);
-        // One wait for the end of the grace period, for the whole stream:
-        // a new one for each chunk registered and dropped a waiter each
-        // time. Polled first (`biased`), so a stream that never pauses is
-        // still cut when the period ends.
-        let mut watch = closing.clone();
-        let mut shutdown = std::pin::pin!(async move {
-            // As before: a sender gone (the server with it) ends it too.
-            let _ = watch.wait_for(|c| *c).await;
-        });
         let mut framer = Framer::new(framing);
         let mut progress = Progress { id: "chatcmpl-guard".into(), chunks: 0, blocks: 0 };
         let mut final_seen = false;
         let mut started = false;
         loop {
             let step = tokio::select! {
-                biased;
-                () = &mut shutdown => Step::Failed("the proxy is shutting down".into()),
                 next = upstream.next() => match next {
                     Some(Ok(chunk)) => framer.push(chunk).map_or_else(Step::Failed, Step::Frames),
                     Some(Err(e)) => Step::Failed(upstream_failure(&e)),
                     None => Step::End(framer.finish()),
                 },
+                _ = closing.wait_for(|c| *c) => Step::Failed("the proxy is shutting down".into()),
             };
             let (frames, ended) = match step {
                 Step::Frames(frames) => (frames, false),
