@@ -15,10 +15,10 @@
 //! [`super::texts`] gives for them: the content, response or thinking when
 //! not empty; `model`, `created_at` and `done_reason` are never scanned,
 //! `role` must be `assistant`. A frame one byte different (another key or
-//! key order, whitespace, an escape in `model`, a count that is not a plain
-//! integer, `/api/generate`'s `context`) is `None`, and read the general
-//! way, with `Tree::parse`. The tests compare the two on every frame they
-//! draw.
+//! key order, whitespace, an escape or a character past ASCII in `model`,
+//! a count that is not a plain integer, `/api/generate`'s `context`) is
+//! `None`, and read the general way, with `Tree::parse`. The tests compare
+//! the two on every frame they draw.
 
 use std::borrow::Cow;
 
@@ -39,8 +39,11 @@ pub struct TokenFrame {
 /// whole reply (`"done_reason":…,"done":true` and the counts); `None` for
 /// any other frame.
 pub fn token_frame(route: Route, data: &[u8]) -> Option<TokenFrame> {
-    // Valid UTF-8 as a whole, as `Tree::parse` requires first.
-    let mut at = Cursor(std::str::from_utf8(data).ok()?);
+    // `Tree::parse` first requires the whole frame to be valid UTF-8. Here
+    // it is checked piece by piece, each piece once: what is matched
+    // literally and the counts are ASCII, `plain` takes ASCII only, and
+    // `string` checks its text.
+    let mut at = Cursor(data);
     at.literal("{\"model\":\"")?;
     at.plain()?;
     at.literal(",\"created_at\":\"")?;
@@ -100,29 +103,29 @@ fn push(texts: &mut Vec<OutText>, text: String, pointer: &'static str, field: &'
     }
 }
 
-/// What is left of the frame to read. Its cuts are all next to an ASCII
-/// quote or brace, so each falls between two characters.
-struct Cursor<'a>(&'a str);
+/// What is left of the frame to read. Its cuts all fall next to an ASCII
+/// quote, brace or digit, so never inside a character.
+struct Cursor<'a>(&'a [u8]);
 
 impl Cursor<'_> {
     /// Steps over `text`, if it comes next.
     fn literal(&mut self, text: &str) -> Option<()> {
-        self.0 = self.0.strip_prefix(text)?;
+        self.0 = self.0.strip_prefix(text.as_bytes())?;
         Some(())
     }
 
     /// Steps over `,"key":`, if it comes next.
     fn key(&mut self, key: &str) -> Option<()> {
-        let rest = self.0.strip_prefix(",\"")?.strip_prefix(key)?;
-        self.0 = rest.strip_prefix("\":")?;
+        let rest = self.0.strip_prefix(b",\"")?.strip_prefix(key.as_bytes())?;
+        self.0 = rest.strip_prefix(b"\":")?;
         Some(())
     }
 
     /// Steps over a count as Go writes one: 1 to 19 digits, no leading
     /// zero (so it fits a u64, as serde_json reads it).
     fn count(&mut self) -> Option<()> {
-        let digits = self.0.bytes().take_while(u8::is_ascii_digit).count();
-        let leading_zero = digits > 1 && self.0.starts_with('0');
+        let digits = self.0.iter().take_while(|b| b.is_ascii_digit()).count();
+        let leading_zero = digits > 1 && self.0[0] == b'0';
         if digits == 0 || digits > 19 || leading_zero {
             return None;
         }
@@ -130,23 +133,25 @@ impl Cursor<'_> {
         Some(())
     }
 
-    /// Steps over the rest of a string that needs no decoding (no escape,
-    /// no control character) and its closing quote.
+    /// Steps over the rest of a string of printable ASCII that needs no
+    /// decoding (no escape) and its closing quote. Anything else (a model
+    /// name in another script too) is left to the general way.
     fn plain(&mut self) -> Option<()> {
-        let end = memchr::memchr(b'"', self.0.as_bytes())?;
-        let (text, rest) = self.0.split_at(end);
-        if text.bytes().any(|b| b == b'\\' || b < 0x20) {
+        let end = memchr::memchr(b'"', self.0)?;
+        let printable = |b: &u8| (0x20..0x80).contains(b) && *b != b'\\';
+        if !self.0[..end].iter().all(printable) {
             return None;
         }
-        self.0 = &rest[1..];
+        self.0 = &self.0[end + 1..];
         Some(())
     }
 
     /// Reads a whole JSON string, its quotes included, decoded as
     /// serde_json decodes it (the reader `Tree::parse` uses): `None` where
-    /// it would refuse it (a control character, a lone surrogate...).
+    /// it would refuse it (invalid UTF-8, a control character, a lone
+    /// surrogate...).
     fn string(&mut self) -> Option<String> {
-        let body = self.0.strip_prefix('"')?.as_bytes();
+        let body = self.0.strip_prefix(b"\"")?;
         let mut i = 0;
         let end = loop {
             i += memchr::memchr2(b'"', b'\\', &body[i..])?;
@@ -161,6 +166,7 @@ impl Cursor<'_> {
         };
         let (quoted, rest) = self.0.split_at(end + 2);
         self.0 = rest;
+        let quoted = std::str::from_utf8(quoted).ok()?;
         let raw = &quoted[1..end + 1];
         if !raw.contains('\\') {
             return match raw.bytes().any(|b| b < 0x20) {
